@@ -1,0 +1,94 @@
+"""Command line: Prometheus-style flags for the daemon (``--config.file`` and friends)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from exporter import __version__
+from exporter.config import ConfigError
+from exporter.daemon import Daemon, load_runtime, serve
+from exporter.logs import LEVELS, configure_logging
+from exporter.web import ListenError, bind
+
+DEFAULT_LISTEN_ADDRESS = ":10587"
+DEFAULT_CONFIG_FILE = "config.yml"
+
+log = logging.getLogger(__name__)
+
+
+def daemon_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smtp-tls-exporter",
+        description="Probe SMTP servers (STARTTLS, TLS, certificates) on a schedule and export Prometheus metrics.",
+    )
+    parser.add_argument(
+        "--config.file", dest="config_file", type=Path, default=Path(DEFAULT_CONFIG_FILE),
+        help=f"configuration file (default: {DEFAULT_CONFIG_FILE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config.check", dest="config_check", action="store_true",
+        help="validate the configuration file, print every problem, and exit 0 (valid) or 1",
+    )  # fmt: skip
+    parser.add_argument(
+        "--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
+        help=f"address for /metrics and the other endpoints (default: {DEFAULT_LISTEN_ADDRESS})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=256,
+        help="scheduled probes allowed to run at the same time (default: 256)",
+    )  # fmt: skip
+    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info")
+    parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
+    parser.add_argument("--version", action="version", version=f"smtp-tls-exporter {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = daemon_parser().parse_args(argv)
+    configure_logging(arguments.log_level, arguments.log_format)
+    if arguments.config_check:
+        return _check_config(arguments.config_file)
+    return _run_daemon(arguments)
+
+
+def _check_config(path: Path) -> int:
+    try:
+        config, _ = load_runtime(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{path}: configuration is valid ({len(config.targets)} targets)")
+    return 0
+
+
+def _run_daemon(arguments: argparse.Namespace) -> int:
+    daemon = Daemon(arguments.config_file, max_concurrency=arguments.max_concurrency)
+    try:
+        daemon.load()
+        listener = bind(arguments.listen_address)
+    except ConfigError as exc:
+        log.error("invalid configuration; not starting:\n%s", exc)
+        return 1
+    except ListenError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("starting smtp-tls-exporter", extra={"version": __version__, "config": str(arguments.config_file)})
+    asyncio.run(serve(daemon, listener))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""One SMTP client connection over asyncio: bytes in, replies out.
+
+We own the read buffer instead of using asyncio streams because STARTTLS must
+discard whatever plaintext arrived before the handshake (RFC 3207 section
+4.2), and because every octet a hostile server sends has to be capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from typing import cast
+
+from exporter.smtp_reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, SmtpReply, parse_reply
+from exporter.transcript import Transcript
+
+# Stop reading from the socket once this much is buffered but unparsed; the
+# parser rejects any single reply long before that.
+READ_BUFFER_LIMIT = MAX_LINE_OCTETS * MAX_REPLY_LINES + 65536
+
+
+class ConnectionClosed(ConnectionError):
+    """The server closed the connection before the reply was complete."""
+
+
+class DnsError(OSError):
+    """The target's host name did not resolve to any address."""
+
+
+class ConnectFailed(OSError):
+    """No resolved address accepted the connection."""
+
+    def __init__(self, message: str, *, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.closed = False
+        self.transport: asyncio.Transport | None = None
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > READ_BUFFER_LIMIT and self.transport is not None:
+            self.transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+
+    def consume(self, count: int) -> None:
+        del self.buffer[:count]
+        if self._paused and len(self.buffer) <= READ_BUFFER_LIMIT and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    async def wait_for_data(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class SmtpConnection:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _ClientProtocol, peer_address: str, transcript: Transcript
+    ) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self.peer_address = peer_address
+        self._transcript = transcript
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        family: socket.AddressFamily,
+        deadline: float,
+        transcript: Transcript,
+    ) -> SmtpConnection:
+        """Resolve ``host`` and connect to its addresses in the order resolved.
+
+        Each address but the last gets an equal share of the time left before
+        ``deadline`` (loop time), so one unreachable address (often a broken
+        IPv6 route) cannot use it all.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise DnsError(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not addresses:
+            raise DnsError(f"{host} has no addresses")
+        failures: list[OSError] = []
+        for index, address in enumerate(addresses):
+            shown = format_address(address, port)
+            transcript.event(f"connecting to {shown}")
+            addresses_left = len(addresses) - index
+            share_deadline = None
+            if addresses_left > 1:
+                share_deadline = loop.time() + (deadline - loop.time()) / addresses_left
+            try:
+                async with asyncio.timeout_at(share_deadline):
+                    transport, protocol = await loop.create_connection(_ClientProtocol, address, port)
+            except OSError as exc:  # TimeoutError included: only our share ran out
+                failures.append(exc)
+                transcript.event(f"connect to {shown} failed: {_os_error_text(exc)}")
+                continue
+            return cls(transport, protocol, address, transcript)
+        refused = all(isinstance(exc, ConnectionRefusedError) for exc in failures)
+        shown = format_address(addresses[-1], port)
+        raise ConnectFailed(f"{shown}: {_os_error_text(failures[-1])}", refused=refused)
+
+    async def read_reply(self) -> SmtpReply:
+        """Wait for one complete reply. Raises ReplyError or ConnectionClosed."""
+        protocol = self._protocol
+        while True:
+            parsed = parse_reply(protocol.buffer)
+            if parsed is not None:
+                reply, used = parsed
+                protocol.consume(used)
+                self._record_reply(reply)
+                return reply
+            if protocol.closed:
+                raise ConnectionClosed("server closed the connection")
+            await protocol.wait_for_data()
+
+    async def command(self, line: str, *, shown_as: str | None = None) -> SmtpReply:
+        """Send one command line and wait for its reply.
+
+        ``shown_as`` replaces the line in the transcript; callers use it for
+        anything derived from a secret.
+        """
+        self.send_line(line, shown_as=shown_as)
+        return await self.read_reply()
+
+    def send_line(self, line: str, *, shown_as: str | None = None) -> None:
+        if self._protocol.closed:
+            raise ConnectionClosed("server closed the connection")
+        self._transcript.client(line if shown_as is None else shown_as)
+        self._transport.write(line.encode("utf-8") + b"\r\n")
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> ssl.SSLObject:
+        """Upgrade to TLS. Plaintext received before this point is discarded."""
+        discarded = len(self._protocol.buffer)
+        if discarded:
+            # RFC 3207 section 4.2: anything sent before the handshake could have
+            # been injected by an attacker and must not be read as TLS-protected.
+            self._transcript.event(f"discarded {discarded} octets received before the TLS handshake")
+            self._protocol.consume(discarded)
+        loop = asyncio.get_running_loop()
+        transport = await loop.start_tls(self._transport, self._protocol, context, server_hostname=server_hostname)
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if not isinstance(transport, asyncio.Transport) or not isinstance(ssl_object, ssl.SSLObject):
+            raise ConnectionClosed("server closed the connection during the TLS handshake")
+        self._transport = transport
+        self._protocol.transport = transport
+        return ssl_object
+
+    def close(self) -> None:
+        # We never need a graceful TLS shutdown: everything we wanted has been
+        # read, and waiting for a peer's close_notify would hold the socket open.
+        self._transport.abort()
+
+    def _record_reply(self, reply: SmtpReply) -> None:
+        last = len(reply.lines) - 1
+        for index, text in enumerate(reply.lines):
+            separator = " " if index == last else "-"
+            self._transcript.server(f"{reply.code}{separator}{text}")
+
+
+def _os_error_text(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    # asyncio's messages repeat the address; the errno's text is what people know.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def format_address(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -1,0 +1,153 @@
+"""The long-running exporter: config -> scheduler -> probes -> store -> HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+
+from aiohttp import web
+from OpenSSL import crypto
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, ConfigProblem, TargetConfig, load_config
+from exporter.exposition import ExporterStatus, MetricsRenderer
+from exporter.landing import landing_page
+from exporter.probe import ProbeTools, run_probe
+from exporter.result import ProbeResult
+from exporter.scheduler import LagHistogram, Scheduler
+from exporter.store import ResultStore
+from exporter.tls import handshake_context
+from exporter.trust import TrustStore
+from exporter.web import bound_address, create_app
+
+log = logging.getLogger(__name__)
+
+
+def load_runtime(path: Path) -> tuple[Config, dict[Path | None, ProbeTools]]:
+    """Load the config and everything built from it once (trust stores).
+
+    Raises ConfigError, so a CA file OpenSSL cannot read is reported like
+    any other config problem.
+    """
+    config = load_config(path)
+    context = handshake_context()
+    tools: dict[Path | None, ProbeTools] = {}
+    problems: list[ConfigProblem] = []
+    for index, target in enumerate(config.targets):
+        if target.ca_file in tools:
+            continue
+        try:
+            tools[target.ca_file] = ProbeTools(context, TrustStore(target.ca_file))
+        except crypto.Error as exc:
+            problems.append(ConfigProblem(path, 0, f"targets[{index}].ca_file", f"OpenSSL cannot load it: {exc}"))
+    if problems:
+        raise ConfigError(problems)
+    return config, tools
+
+
+class Daemon:
+    def __init__(self, config_path: Path, *, max_concurrency: int) -> None:
+        self.config_path = config_path
+        self.store = ResultStore()
+        self._renderer = MetricsRenderer()
+        self._max_concurrency = max_concurrency
+        self._scheduler: Scheduler | None = None
+        self._config: Config | None = None
+        self._tools: dict[Path | None, ProbeTools] = {}
+        self._last_reload_successful = False
+        self._last_reload_success_timestamp = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self._config is not None
+
+    def load(self) -> None:
+        """First load: raises ConfigError, because there is nothing to fall back on."""
+        self._config, self._tools = load_runtime(self.config_path)
+        self._last_reload_successful = True
+        self._last_reload_success_timestamp = time.time()
+        self.store.set_targets(self._config.targets)
+
+    def start(self) -> None:
+        if self._config is None:
+            raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
+        self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
+        self._scheduler.set_targets(self._config.targets)
+        log.info("probing targets on schedule", extra={"targets": len(self._config.targets)})
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.close()
+
+    def reload(self) -> str | None:
+        try:
+            config, tools = load_runtime(self.config_path)
+        except ConfigError as exc:
+            self._last_reload_successful = False
+            log.error("config reload failed; keeping the previous config:\n%s", exc)
+            return str(exc)
+        self._config, self._tools = config, tools
+        self._last_reload_successful = True
+        self._last_reload_success_timestamp = time.time()
+        self.store.set_targets(config.targets)
+        if self._scheduler is not None:
+            self._scheduler.set_targets(config.targets)
+        log.info("config reloaded", extra={"targets": len(config.targets)})
+        return None
+
+    def metrics_text(self) -> str:
+        scheduler = self._scheduler
+        status = ExporterStatus(
+            version=__version__,
+            targets=len(self.store),
+            config_last_reload_successful=self._last_reload_successful,
+            config_last_reload_success_timestamp=self._last_reload_success_timestamp,
+            scheduler_lag=scheduler.lag if scheduler else LagHistogram(),
+            probes_in_flight=scheduler.in_flight if scheduler else 0,
+        )
+        return self._renderer.render(self.store.records(), status, time.time())
+
+    def landing_page(self) -> str:
+        return landing_page(self.store.records(), version=__version__)
+
+    async def _probe(self, target: TargetConfig) -> ProbeResult:
+        return await run_probe(target, self._tools[target.ca_file])
+
+    def _record(self, target: TargetConfig, result: ProbeResult) -> None:
+        previous = self.store.record_result(target, result)
+        reasons = sorted({failure.reason.value for failure in result.failures})
+        log.debug(
+            "probe finished",
+            extra={"target": target.name, "success": result.success, "reasons": ",".join(reasons)},
+        )
+        previous_reasons = sorted({failure.reason.value for failure in previous.failures}) if previous else None
+        if reasons != previous_reasons:
+            detail = "; ".join(f"{failure.reason.value}: {failure.detail}" for failure in result.failures)
+            if result.success:
+                log.info("target probes successfully", extra={"target": target.name})
+            else:
+                log.warning("target probe failed", extra={"target": target.name, "detail": detail})
+
+
+async def serve(daemon: Daemon, listener: socket.socket) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    runner = web.AppRunner(create_app(daemon), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.SockSite(runner, listener).start()
+    daemon.start()
+    log.info("listening", extra={"address": bound_address(listener)})
+    try:
+        await stopping.wait()
+        log.info("shutting down")
+    finally:
+        await daemon.stop()
+        await runner.cleanup()

@@ -1,0 +1,290 @@
+"""The /metrics text, rendered from the stored results (Prometheus text format 0.0.4).
+
+Rendering 10,000 targets through prometheus_client's collectors takes
+seconds, so we render each target's lines once per new result, keep them
+per metric family, and at scrape time only concatenate columns. The one
+series that depends on the clock (days to expiry) is computed per scrape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, generate_latest
+
+from exporter.config import TargetConfig
+from exporter.result import ProbeResult, TlsSession
+from exporter.scheduler import LagHistogram
+from exporter.store import TargetRecord
+from exporter.tls import TLS_VERSION_NUMBERS
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Certificates can carry 16 KB subjects or hundreds of SANs; label values
+# stay readable and bounded.
+MAX_LABEL_VALUE_CHARS = 1024
+_LAST = "from the last scheduled probe"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> str:
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
+
+
+# Per-target families in exposition order. The tuple index is the column
+# each target's cached block keeps its lines in.
+TARGET_FAMILIES = (
+    Family("smtp_probe_success", "gauge", f"1 if every check the target asks for passed, {_LAST}."),
+    Family("smtp_probe_duration_seconds", "gauge", f"Total duration of the probe, {_LAST}."),
+    Family("smtp_probe_phase_duration_seconds", "gauge", f"Duration of each phase that ran, {_LAST}."),
+    Family("smtp_probe_timestamp_seconds", "gauge", "Unix time at which the last scheduled probe finished."),
+    Family("smtp_probe_error_info", "gauge", f"1 for each check that failed and why, {_LAST}."),
+    Family("smtp_probes_total", "counter", "Scheduled probes of the target since the exporter started."),
+    Family("smtp_probe_failures_total", "counter", "Scheduled probes that failed, by reason, since start."),
+    Family("smtp_starttls_offered", "gauge", f"1 if the EHLO reply offered STARTTLS, {_LAST}."),
+    Family("smtp_tls_handshake_success", "gauge", f"1 if the TLS handshake completed, {_LAST}."),
+    Family("smtp_tls_version_info", "gauge", f"Negotiated TLS version as OpenSSL names it, {_LAST}."),
+    Family("smtp_tls_version", "gauge", f"Negotiated TLS version as a number (1.0 to 1.3), {_LAST}."),
+    Family("smtp_tls_cipher_info", "gauge", f"Negotiated cipher suite as OpenSSL names it, {_LAST}."),
+    Family("smtp_tls_cipher_bits", "gauge", f"Secret bits of the negotiated cipher (its strength), {_LAST}."),
+    Family("smtp_cert_not_before_timestamp_seconds", "gauge", f"Leaf certificate notBefore, {_LAST}."),
+    Family("smtp_cert_not_after_timestamp_seconds", "gauge", f"Leaf certificate notAfter, {_LAST}."),
+    Family(
+        "smtp_cert_expiry_days",
+        "gauge",
+        f"Days until the leaf certificate expires, computed at scrape time (negative once expired), {_LAST}.",
+    ),
+    Family(
+        "smtp_cert_chain_earliest_not_after_timestamp_seconds",
+        "gauge",
+        f"Earliest notAfter among the presented certificates, {_LAST}.",
+    ),
+    Family("smtp_cert_trusted", "gauge", f"1 if the presented chain validates to a trust anchor, {_LAST}."),
+    Family("smtp_cert_hostname_match", "gauge", f"1 if the server name matches the leaf certificate, {_LAST}."),
+    Family("smtp_cert_info", "gauge", f"Leaf certificate details, {_LAST}."),
+    Family(
+        "smtp_auth_mechanism_offered",
+        "gauge",
+        f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",
+    ),
+    Family("smtp_target_info", "gauge", "Configured target: host, port, TLS mode and server name."),
+)
+_COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
+_EXPIRY_COLUMN = _COLUMN["smtp_cert_expiry_days"]
+
+
+@dataclass(frozen=True)
+class ExporterStatus:
+    version: str
+    targets: int
+    config_last_reload_successful: bool
+    config_last_reload_success_timestamp: float
+    scheduler_lag: LagHistogram
+    probes_in_flight: int
+
+
+@dataclass(frozen=True)
+class _Block:
+    config: TargetConfig
+    result: ProbeResult | None
+    probes_total: int
+    labels: str
+    columns: tuple[str, ...]
+    not_after: float | None
+
+
+class MetricsRenderer:
+    def __init__(self) -> None:
+        self._blocks: dict[str, _Block] = {}
+
+    def render(self, records: Sequence[TargetRecord], status: ExporterStatus, now: float) -> str:
+        blocks = [self._block(record) for record in records]
+        self._blocks = {block.config.name: block for block in blocks}
+        parts: list[str] = []
+        columns = zip(*(block.columns for block in blocks), strict=True) if blocks else ()
+        for family, column in zip(TARGET_FAMILIES, columns, strict=False):
+            text = _expiry_days(blocks, now) if family.name == "smtp_cert_expiry_days" else "".join(column)
+            if text:
+                parts.append(family.header())
+                parts.append(text)
+        parts.append(_render_exporter(status))
+        parts.append(generate_latest(REGISTRY).decode("utf-8"))
+        return "".join(parts)
+
+    def _block(self, record: TargetRecord) -> _Block:
+        cached = self._blocks.get(record.config.name)
+        if (
+            cached is not None
+            and cached.config is record.config
+            and cached.result is record.result
+            and cached.probes_total == record.probes_total
+        ):
+            return cached
+        labels = target_labels(record.config)
+        columns = render_target(record, labels)
+        leaf = record.result.tls.leaf if record.result and record.result.tls else None
+        not_after = leaf.not_after if leaf is not None else None
+        return _Block(record.config, record.result, record.probes_total, labels, columns, not_after)
+
+
+def target_labels(target: TargetConfig) -> str:
+    """The label pairs every series of ``target`` carries, rendered once."""
+    pairs = [("target", target.name), *target.labels]
+    return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs)
+
+
+def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
+    """One string of sample lines per family in TARGET_FAMILIES ("" when absent)."""
+    out = _Columns(labels)
+    target = record.config
+    target_info = (("host", target.host), ("port", str(target.port)), ("tls", target.tls.value))
+    out.put("smtp_target_info", 1, (*target_info, ("server_name", target.server_name)))
+    result = record.result
+    if result is None:
+        return tuple(out.columns)
+    out.put("smtp_probe_success", result.success)
+    out.put("smtp_probe_duration_seconds", result.duration_seconds)
+    for phase, seconds in result.phase_durations:
+        out.put("smtp_probe_phase_duration_seconds", seconds, (("phase", phase.value),))
+    out.put("smtp_probe_timestamp_seconds", result.finished_at)
+    for phase, reason in dict.fromkeys((failure.phase, failure.reason) for failure in result.failures):
+        out.put("smtp_probe_error_info", 1, (("phase", phase.value), ("reason", reason.value)))
+    out.put("smtp_probes_total", record.probes_total)
+    for reason, count in sorted(record.failures_total.items()):
+        out.put("smtp_probe_failures_total", count, (("reason", reason.value),))
+    if result.starttls_offered is not None:
+        out.put("smtp_starttls_offered", result.starttls_offered)
+    if result.tls_handshake_succeeded is not None:
+        out.put("smtp_tls_handshake_success", result.tls_handshake_succeeded)
+    if result.tls is not None:
+        _put_tls_session(out, result.tls)
+    ehlo = result.effective_ehlo
+    if ehlo is not None:
+        for mechanism in sorted(ehlo.auth_mechanisms):
+            out.put("smtp_auth_mechanism_offered", 1, (("mechanism", mechanism),))
+    return tuple(out.columns)
+
+
+class _Columns:
+    def __init__(self, labels: str) -> None:
+        self.labels = labels
+        self.columns = [""] * len(TARGET_FAMILIES)
+
+    def put(self, family: str, value: float, extra: Iterable[tuple[str, str]] = ()) -> None:
+        self.columns[_COLUMN[family]] += _sample(family, self.labels, value, extra)
+
+
+def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
+    out.put("smtp_tls_version_info", 1, (("version", tls.version),))
+    if tls.version in TLS_VERSION_NUMBERS:
+        out.put("smtp_tls_version", TLS_VERSION_NUMBERS[tls.version])
+    out.put("smtp_tls_cipher_info", 1, (("cipher", tls.cipher),))
+    out.put("smtp_tls_cipher_bits", tls.cipher_bits)
+    out.put("smtp_cert_trusted", tls.trust.trusted)
+    out.put("smtp_cert_hostname_match", tls.hostname_match)
+    leaf = tls.leaf
+    if leaf is None:
+        return
+    if leaf.not_before is not None:
+        out.put("smtp_cert_not_before_timestamp_seconds", leaf.not_before)
+    if leaf.not_after is not None:
+        out.put("smtp_cert_not_after_timestamp_seconds", leaf.not_after)
+    expiries = [certificate.not_after for certificate in tls.chain if certificate.not_after is not None]
+    if expiries:
+        out.put("smtp_cert_chain_earliest_not_after_timestamp_seconds", min(expiries))
+    out.put(
+        "smtp_cert_info",
+        1,
+        (
+            ("subject", leaf.subject),
+            ("issuer", leaf.issuer),
+            ("serial", leaf.serial),
+            ("fingerprint_sha256", leaf.fingerprint_sha256),
+            ("fingerprint_sha1", leaf.fingerprint_sha1),
+            ("san", ",".join(leaf.subject_alternative_names)),
+            ("key_type", leaf.key_type),
+            ("key_bits", str(leaf.key_bits)),
+            ("signature_algorithm", leaf.signature_algorithm),
+        ),
+    )
+
+
+def _expiry_days(blocks: Sequence[_Block], now: float) -> str:
+    return "".join(
+        _sample("smtp_cert_expiry_days", block.labels, (block.not_after - now) / 86400)
+        for block in blocks
+        if block.not_after is not None
+    )
+
+
+def _render_exporter(status: ExporterStatus) -> str:
+    lines = [
+        Family("smtp_exporter_build_info", "gauge", "Version of smtp-tls-exporter.").header(),
+        _sample("smtp_exporter_build_info", "", 1, (("version", status.version),)),
+        Family("smtp_exporter_targets", "gauge", "Targets this exporter probes on schedule.").header(),
+        _sample("smtp_exporter_targets", "", status.targets),
+        Family(
+            "smtp_exporter_config_last_reload_successful", "gauge", "1 if the last configuration (re)load succeeded."
+        ).header(),
+        _sample("smtp_exporter_config_last_reload_successful", "", status.config_last_reload_successful),
+        Family(
+            "smtp_exporter_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful configuration load.",
+        ).header(),
+        _sample(
+            "smtp_exporter_config_last_reload_success_timestamp_seconds",
+            "",
+            status.config_last_reload_success_timestamp,
+        ),
+        Family("smtp_exporter_probes_in_flight", "gauge", "Scheduled probes running right now.").header(),
+        _sample("smtp_exporter_probes_in_flight", "", status.probes_in_flight),
+        Family(
+            "smtp_exporter_scheduler_lag_seconds", "histogram", "How late scheduled probes started against their slot."
+        ).header(),
+    ]
+    lag = status.scheduler_lag
+    for bound, count in lag.cumulative():
+        le = "+Inf" if math.isinf(bound) else format_value(bound)
+        lines.append(_sample("smtp_exporter_scheduler_lag_seconds_bucket", "", count, (("le", le),)))
+    lines.append(_sample("smtp_exporter_scheduler_lag_seconds_sum", "", lag.total))
+    lines.append(_sample("smtp_exporter_scheduler_lag_seconds_count", "", lag.observations))
+    return "".join(lines)
+
+
+def _sample(name: str, labels: str, value: float, extra: Iterable[tuple[str, str]] = ()) -> str:
+    label_text = labels
+    for label, label_value in extra:
+        pair = f'{label}="{escape_label_value(label_value)}"'
+        label_text = f"{label_text},{pair}" if label_text else pair
+    if label_text:
+        return f"{name}{{{label_text}}} {format_value(value)}\n"
+    return f"{name} {format_value(value)}\n"
+
+
+def escape_label_value(value: str) -> str:
+    if len(value) > MAX_LABEL_VALUE_CHARS:
+        value = value[: MAX_LABEL_VALUE_CHARS - 1] + "…"
+    # Lone surrogates (from undecodable certificate fields) are not UTF-8.
+    value = value.encode("utf-8", "replace").decode("utf-8")
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def format_value(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)

@@ -1,0 +1,240 @@
+"""One probe of one target: the SMTP conversation, phase by phase.
+
+connect -> banner -> EHLO -> [STARTTLS] -> TLS handshake -> EHLO -> QUIT
+(implicit TLS handshakes right after connect). Each phase is timed; the
+whole probe runs under the target's timeout. Whatever the server does, the
+probe ends with a ProbeResult, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from exporter.config import TargetConfig, TlsMode
+from exporter.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, format_address
+from exporter.esmtp import EhloCapabilities, parse_ehlo
+from exporter.result import Failure, Phase, ProbeResult, Reason, TlsSession
+from exporter.smtp_reply import ReplyError, SmtpReply
+from exporter.tls import describe_session
+from exporter.transcript import Transcript
+from exporter.trust import X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID, TrustStore
+
+log = logging.getLogger(__name__)
+
+# QUIT is a courtesy: a server that does not answer it has still passed.
+QUIT_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ProbeTools:
+    """What a probe needs besides its target: shared, built once per config."""
+
+    handshake_context: ssl.SSLContext
+    trust_store: TrustStore
+
+
+async def run_probe(target: TargetConfig, tools: ProbeTools) -> ProbeResult:
+    run = _ProbeRun(target, tools)
+    try:
+        async with asyncio.timeout_at(run.deadline):
+            await _converse(run)
+    except _Abort as abort:
+        run.fail(abort.reason, abort.detail)
+    except TimeoutError:
+        run.fail(Reason.TIMEOUT, f"no complete answer within the {target.timeout:g}s timeout")
+    except DnsError as exc:
+        run.fail(Reason.DNS_ERROR, str(exc))
+    except ConnectFailed as exc:
+        run.fail(Reason.CONNECTION_REFUSED if exc.refused else Reason.CONNECTION_FAILED, str(exc))
+    except ReplyError as exc:
+        run.fail(Reason.PROTOCOL_ERROR, str(exc))
+    except (ConnectionClosed, ConnectionResetError, BrokenPipeError) as exc:
+        run.fail(Reason.CONNECTION_CLOSED, str(exc) or "connection closed by the server")
+    except ssl.SSLError as exc:  # after the handshake: a broken TLS record
+        run.fail(Reason.PROTOCOL_ERROR, f"TLS error: {exc.reason or exc}")
+    except OSError as exc:
+        run.fail(Reason.CONNECTION_FAILED, exc.strerror or str(exc))
+    except Exception as exc:  # a bug of ours: report it, keep the daemon alive
+        log.exception("probe of target %s failed unexpectedly", target.name)
+        run.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__} (see the exporter log)")
+    finally:
+        if run.connection is not None:
+            run.connection.close()
+    return run.result()
+
+
+class _Abort(Exception):
+    """Ends the conversation with a failure the probe understands."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _ProbeRun:
+    """Mutable state of one probe in progress; frozen into a ProbeResult at the end."""
+
+    def __init__(self, target: TargetConfig, tools: ProbeTools) -> None:
+        self.target = target
+        self.tools = tools
+        self.started_at = time.time()
+        self._started = time.perf_counter()
+        self.deadline = asyncio.get_running_loop().time() + target.timeout
+        self.transcript = Transcript(self._started)
+        self.current_phase = Phase.CONNECT
+        self.phase_durations: dict[Phase, float] = {}
+        self.failures: list[Failure] = []
+        self.connection: SmtpConnection | None = None
+        self.banner: SmtpReply | None = None
+        self.ehlo: EhloCapabilities | None = None
+        self.starttls_offered: bool | None = None
+        self.tls_handshake_succeeded: bool | None = None
+        self.tls: TlsSession | None = None
+        self.ehlo_after_tls: EhloCapabilities | None = None
+
+    @contextlib.contextmanager
+    def phase(self, phase: Phase) -> Iterator[None]:
+        self.current_phase = phase
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.phase_durations[phase] = self.phase_durations.get(phase, 0.0) + elapsed
+
+    def fail(self, reason: Reason, detail: str = "", phase: Phase | None = None) -> None:
+        failure = Failure(phase or self.current_phase, reason, detail)
+        self.failures.append(failure)
+        self.transcript.event(f"failed: {reason.value} in {failure.phase.value}: {detail}".rstrip(": "))
+
+    def remaining(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def result(self) -> ProbeResult:
+        return ProbeResult(
+            started_at=self.started_at,
+            finished_at=time.time(),
+            duration_seconds=time.perf_counter() - self._started,
+            phase_durations=tuple(self.phase_durations.items()),
+            failures=tuple(self.failures),
+            peer_address=self.connection.peer_address if self.connection else None,
+            banner=self.banner,
+            ehlo=self.ehlo,
+            starttls_offered=self.starttls_offered,
+            tls_handshake_succeeded=self.tls_handshake_succeeded,
+            tls=self.tls,
+            ehlo_after_tls=self.ehlo_after_tls,
+            transcript=self.transcript.lines(),
+        )
+
+
+async def _converse(run: _ProbeRun) -> None:
+    target = run.target
+    with run.phase(Phase.CONNECT):
+        run.connection = connection = await SmtpConnection.open(
+            target.host,
+            target.port,
+            family=target.address_family.socket_family,
+            deadline=run.deadline,
+            transcript=run.transcript,
+        )
+    run.transcript.event(f"connected to {format_address(connection.peer_address, target.port)}")
+    if target.tls is TlsMode.IMPLICIT:
+        await _handshake(run, connection)
+
+    with run.phase(Phase.BANNER):
+        run.banner = banner = await connection.read_reply()
+    if banner.code != 220:
+        raise _Abort(Reason.BANNER_REJECTED, str(banner))
+
+    run.ehlo = ehlo = await _ehlo(run, connection)
+    if target.tls is TlsMode.STARTTLS:
+        run.starttls_offered = ehlo.starttls
+        if not ehlo.starttls:
+            run.fail(Reason.STARTTLS_NOT_OFFERED, "EHLO reply lists no STARTTLS", phase=Phase.STARTTLS)
+            await _quit(run, connection)
+            return
+        with run.phase(Phase.STARTTLS):
+            reply = await connection.command("STARTTLS")
+        if reply.code != 220:
+            run.fail(Reason.STARTTLS_REJECTED, str(reply))
+            await _quit(run, connection)
+            return
+        await _handshake(run, connection)
+
+    if run.tls is not None:
+        # RFC 3207 section 4.2: forget what was learned before TLS and ask again.
+        run.ehlo_after_tls = await _ehlo(run, connection)
+    await _quit(run, connection)
+
+
+async def _ehlo(run: _ProbeRun, connection: SmtpConnection) -> EhloCapabilities:
+    with run.phase(Phase.EHLO):
+        reply = await connection.command(f"EHLO {run.target.ehlo_name}")
+    if reply.code != 250:
+        raise _Abort(Reason.EHLO_REJECTED, str(reply))
+    return parse_ehlo(reply)
+
+
+async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
+    target = run.target
+    run.tls_handshake_succeeded = False
+    with run.phase(Phase.TLS_HANDSHAKE):
+        try:
+            ssl_object = await connection.start_tls(run.tools.handshake_context, target.server_name)
+        except ssl.SSLError as exc:
+            raise _Abort(Reason.TLS_HANDSHAKE_FAILED, exc.reason or str(exc)) from exc
+        except (ConnectionError, OSError) as exc:
+            detail = f"connection lost during the TLS handshake: {exc}".rstrip(": ")
+            raise _Abort(Reason.TLS_HANDSHAKE_FAILED, detail) from exc
+    run.tls_handshake_succeeded = True
+    run.tls = session = describe_session(ssl_object, server_name=target.server_name, trust_store=run.tools.trust_store)
+    run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
+    for failure in certificate_failures(session, server_name=target.server_name, now=time.time()):
+        run.fail(failure.reason, failure.detail, phase=failure.phase)
+
+
+async def _quit(run: _ProbeRun, connection: SmtpConnection) -> None:
+    # Stay clear of the probe's deadline: a server that ignores QUIT must not
+    # turn a passed probe into a timeout.
+    budget = min(QUIT_TIMEOUT_SECONDS, run.remaining() - 0.05)
+    if budget <= 0:
+        return
+    with run.phase(Phase.QUIT):
+        try:
+            async with asyncio.timeout(budget):
+                await connection.command("QUIT")
+        except (TimeoutError, OSError, ReplyError, ssl.SSLError) as exc:
+            run.transcript.event(f"QUIT not answered cleanly: {exc or type(exc).__name__}")
+
+
+def certificate_failures(session: TlsSession, *, server_name: str, now: float) -> list[Failure]:
+    """The certificate checks that failed, each with its own reason."""
+    phase = Phase.TLS_HANDSHAKE
+    leaf = session.leaf
+    if leaf is None:
+        return [Failure(phase, Reason.CERT_UNTRUSTED, "the server presented no certificate")]
+    reasons: dict[Reason, str] = {}
+    if leaf.is_expired(now):
+        reasons[Reason.CERT_EXPIRED] = "the server certificate has expired"
+    elif leaf.is_not_yet_valid(now):
+        reasons[Reason.CERT_NOT_YET_VALID] = "the server certificate is not yet valid"
+    trust = session.trust
+    if not trust.trusted:
+        reason = {
+            X509_V_ERR_CERT_HAS_EXPIRED: Reason.CERT_EXPIRED,
+            X509_V_ERR_CERT_NOT_YET_VALID: Reason.CERT_NOT_YET_VALID,
+        }.get(trust.error_code or 0, Reason.CERT_UNTRUSTED)
+        depth = f" (chain depth {trust.error_depth})" if trust.error_depth is not None else ""
+        reasons.setdefault(reason, f"{trust.error_message}{depth}")
+    if not session.hostname_match:
+        names = ", ".join(leaf.subject_alternative_names or leaf.common_names) or "no names"
+        reasons[Reason.HOSTNAME_MISMATCH] = f"{server_name} does not match the certificate ({names})"
+    return [Failure(phase, reason, detail) for reason, detail in reasons.items()]

@@ -1,0 +1,123 @@
+"""What one probe found: frozen values handed from the probe to the metrics.
+
+Nothing here knows about sockets or Prometheus. The vocabulary of phases and
+failure reasons is part of the public metrics contract (README, "Reasons").
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from exporter.certificates import CertificateFacts
+from exporter.esmtp import EhloCapabilities
+from exporter.smtp_reply import SmtpReply
+
+
+class Phase(enum.StrEnum):
+    CONNECT = "connect"
+    BANNER = "banner"
+    EHLO = "ehlo"
+    STARTTLS = "starttls"
+    TLS_HANDSHAKE = "tls_handshake"
+    AUTH = "auth"
+    SEND = "send"
+    QUIT = "quit"
+
+
+class Reason(enum.StrEnum):
+    """Why a probe failed. Each value is documented in the README."""
+
+    DNS_ERROR = "dns_error"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_FAILED = "connection_failed"
+    CONNECTION_CLOSED = "connection_closed"
+    TIMEOUT = "timeout"
+    BANNER_REJECTED = "banner_rejected"
+    EHLO_REJECTED = "ehlo_rejected"
+    STARTTLS_NOT_OFFERED = "starttls_not_offered"
+    STARTTLS_REJECTED = "starttls_rejected"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    CERT_UNTRUSTED = "cert_untrusted"
+    CERT_EXPIRED = "cert_expired"
+    CERT_NOT_YET_VALID = "cert_not_yet_valid"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    PROTOCOL_ERROR = "protocol_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check. ``detail`` is for people (logs, landing page), never a label."""
+
+    phase: Phase
+    reason: Reason
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TrustVerdict:
+    """OpenSSL's opinion of the presented chain, as a mail client would form it."""
+
+    trusted: bool
+    # OpenSSL's X509_V_ERR_* code and text, e.g. 10 "certificate has expired".
+    error_code: int | None = None
+    error_message: str | None = None
+    # Position in the chain of the certificate OpenSSL complained about (0 = leaf).
+    error_depth: int | None = None
+
+
+@dataclass(frozen=True)
+class TlsSession:
+    """What the TLS handshake negotiated and what the server presented."""
+
+    version: str
+    cipher: str
+    cipher_bits: int
+    # Presented chain, leaf first, as the server sent it.
+    chain: tuple[CertificateFacts, ...]
+    trust: TrustVerdict
+    hostname_match: bool
+
+    @property
+    def leaf(self) -> CertificateFacts | None:
+        return self.chain[0] if self.chain else None
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One line of the conversation: ``C`` client, ``S`` server, ``*`` an event."""
+
+    offset_seconds: float
+    direction: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    started_at: float
+    finished_at: float
+    duration_seconds: float
+    # Only the phases that ran, in the order they first ran.
+    phase_durations: tuple[tuple[Phase, float], ...]
+    failures: tuple[Failure, ...]
+    peer_address: str | None = None
+    banner: SmtpReply | None = None
+    # EHLO before TLS (or the only one); None when EHLO was not reached.
+    ehlo: EhloCapabilities | None = None
+    # None unless the target uses STARTTLS and EHLO was parsed.
+    starttls_offered: bool | None = None
+    # None when no handshake was attempted; False when it was attempted and failed.
+    tls_handshake_succeeded: bool | None = None
+    tls: TlsSession | None = None
+    ehlo_after_tls: EhloCapabilities | None = None
+    transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    @property
+    def effective_ehlo(self) -> EhloCapabilities | None:
+        """The capabilities that apply to the session: after TLS when TLS was used."""
+        return self.ehlo_after_tls if self.tls is not None else self.ehlo

@@ -1,0 +1,118 @@
+"""When each target is probed: its own interval, a stable phase, bounded concurrency.
+
+Every target has one asyncio task that sleeps until its next due time and
+then probes. Due times lie on a per-target grid ``offset + k * interval``
+whose offset is a stable hash of the target name, so thousands of targets
+spread over the interval instead of firing in the same second, and keep
+their slot across restarts and reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hashlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from exporter.config import TargetConfig
+from exporter.result import ProbeResult
+
+log = logging.getLogger(__name__)
+
+ProbeFunction = Callable[[TargetConfig], Awaitable[ProbeResult]]
+ResultCallback = Callable[[TargetConfig, ProbeResult], None]
+
+# Upper bounds of the scheduler lag histogram, in seconds.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class LagHistogram:
+    """How late probes started against their schedule (cumulative, like Prometheus)."""
+
+    bounds: tuple[float, ...] = LAG_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    total: float = 0.0
+    observations: int = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+        self.observations += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        running = 0
+        buckets = []
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return buckets
+
+
+def stable_fraction(name: str) -> float:
+    """A number in [0, 1) that depends only on ``name``."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def next_due(after: float, *, offset: float, interval: float) -> float:
+    """The first grid point ``offset + k * interval`` at or after ``after``."""
+    steps = math.ceil((after - offset) / interval)
+    return offset + steps * interval
+
+
+class Scheduler:
+    def __init__(self, probe: ProbeFunction, on_result: ResultCallback, *, max_concurrency: int) -> None:
+        self._probe = probe
+        self._on_result = on_result
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tasks: dict[str, tuple[TargetConfig, asyncio.Task[None]]] = {}
+        self.lag = LagHistogram()
+        self.in_flight = 0
+
+    def set_targets(self, targets: Sequence[TargetConfig]) -> None:
+        """Start, keep or restart each target's loop to match ``targets``.
+
+        Unchanged targets keep their task and so their schedule; new and
+        changed ones are probed right away.
+        """
+        wanted = {target.name: target for target in targets}
+        for name, (config, task) in list(self._tasks.items()):
+            if wanted.get(name) != config:
+                task.cancel()
+                del self._tasks[name]
+        for name, target in wanted.items():
+            if name not in self._tasks:
+                task = asyncio.create_task(self._run_target(target), name=f"probe {name}")
+                self._tasks[name] = (target, task)
+
+    async def close(self) -> None:
+        tasks = [task for _, task in self._tasks.values()]
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_target(self, target: TargetConfig) -> None:
+        loop = asyncio.get_running_loop()
+        offset = stable_fraction(target.name) * target.interval
+        due = loop.time()
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            async with self._slots:
+                self.lag.observe(max(0.0, loop.time() - due))
+                self.in_flight += 1
+                try:
+                    self._on_result(target, await self._probe(target))
+                except Exception:
+                    # The probe and the store never raise by design; if a bug
+                    # makes them, this target must still keep its schedule.
+                    log.exception("probing target %s failed unexpectedly", target.name)
+                finally:
+                    self.in_flight -= 1
+            # Skip slots that were missed (a long stall) rather than firing
+            # a burst of catch-up probes.
+            due = next_due(max(due + target.interval / 2, loop.time()), offset=offset, interval=target.interval)

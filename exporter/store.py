@@ -1,0 +1,62 @@
+"""The latest result of every target, and what has been counted since start."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from exporter.config import TargetConfig
+from exporter.result import ProbeResult, Reason
+
+
+@dataclass
+class TargetRecord:
+    config: TargetConfig
+    result: ProbeResult | None = None
+    probes_total: int = 0
+    failures_total: dict[Reason, int] = field(default_factory=dict)
+
+
+class ResultStore:
+    """Written by the scheduler, read by the metrics and the landing page."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, TargetRecord] = {}
+
+    def set_targets(self, targets: Sequence[TargetConfig]) -> None:
+        """Adopt a new target list, keeping counters of targets that stay.
+
+        A target whose configuration changed loses its last result (it
+        described another server or another way of probing it) until its
+        next probe; its counters continue.
+        """
+        records: dict[str, TargetRecord] = {}
+        for target in targets:
+            record = self._records.get(target.name)
+            if record is None:
+                record = TargetRecord(target)
+            elif record.config != target:
+                record = TargetRecord(target, None, record.probes_total, record.failures_total)
+            records[target.name] = record
+        self._records = records
+
+    def record_result(self, target: TargetConfig, result: ProbeResult) -> ProbeResult | None:
+        """Store ``result`` unless ``target`` was removed or changed meanwhile.
+
+        Returns the result it replaced.
+        """
+        record = self._records.get(target.name)
+        if record is None or record.config != target:
+            return None
+        previous = record.result
+        record.result = result
+        record.probes_total += 1
+        for reason in {failure.reason for failure in result.failures}:
+            record.failures_total[reason] = record.failures_total.get(reason, 0) + 1
+        return previous
+
+    def records(self) -> list[TargetRecord]:
+        return list(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)

@@ -1,0 +1,45 @@
+"""A bounded record of one probe's conversation, for people troubleshooting.
+
+Lines carrying secrets are recorded in their redacted form by the caller;
+nothing here ever sees a password.
+"""
+
+from __future__ import annotations
+
+import time
+
+from exporter.result import TranscriptLine
+
+MAX_TRANSCRIPT_LINES = 200
+MAX_TRANSCRIPT_LINE_CHARS = 512
+
+
+class Transcript:
+    def __init__(self, started: float | None = None) -> None:
+        self._started = time.perf_counter() if started is None else started
+        self._lines: list[TranscriptLine] = []
+        self._dropped = 0
+
+    def client(self, text: str) -> None:
+        self._add("C", text)
+
+    def server(self, text: str) -> None:
+        self._add("S", text)
+
+    def event(self, text: str) -> None:
+        self._add("*", text)
+
+    def lines(self) -> tuple[TranscriptLine, ...]:
+        if not self._dropped:
+            return tuple(self._lines)
+        note = TranscriptLine(self._lines[-1].offset_seconds, "*", f"({self._dropped} more lines not kept)")
+        return (*self._lines, note)
+
+    def _add(self, direction: str, text: str) -> None:
+        if len(self._lines) >= MAX_TRANSCRIPT_LINES:
+            self._dropped += 1
+            return
+        if len(text) > MAX_TRANSCRIPT_LINE_CHARS:
+            text = text[:MAX_TRANSCRIPT_LINE_CHARS] + "…"
+        offset = time.perf_counter() - self._started
+        self._lines.append(TranscriptLine(offset, direction, text))

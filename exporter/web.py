@@ -1,0 +1,83 @@
+"""HTTP endpoints: /metrics, the landing page, health, readiness and reload."""
+
+from __future__ import annotations
+
+import socket
+from typing import Protocol
+
+from aiohttp import web
+
+from exporter.exposition import CONTENT_TYPE
+
+
+class ExporterState(Protocol):
+    """What the HTTP layer needs from the daemon."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def metrics_text(self) -> str: ...
+
+    def landing_page(self) -> str: ...
+
+    def reload(self) -> str | None:
+        """Reload the config; return the error text, or None on success."""
+        ...
+
+
+def create_app(state: ExporterState) -> web.Application:
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=state.metrics_text().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
+
+    async def landing(_request: web.Request) -> web.Response:
+        return web.Response(text=state.landing_page(), content_type="text/html")
+
+    async def healthy(_request: web.Request) -> web.Response:
+        return web.Response(text="Healthy\n")
+
+    async def ready(_request: web.Request) -> web.Response:
+        if state.ready:
+            return web.Response(text="Ready\n")
+        return web.Response(status=503, text="Not ready: the configuration is not loaded yet\n")
+
+    async def reload(_request: web.Request) -> web.Response:
+        error = state.reload()
+        if error is None:
+            return web.Response(text="Configuration reloaded\n")
+        return web.Response(status=500, text=f"Failed to reload the configuration; keeping the old one:\n{error}\n")
+
+    app = web.Application()
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_put("/-/reload", reload)
+    return app
+
+
+class ListenError(OSError):
+    pass
+
+
+def bind(listen_address: str) -> socket.socket:
+    """A listening socket for ``host:port``, ``:port`` (every interface) or ``[v6]:port``."""
+    host, separator, port_text = listen_address.rpartition(":")
+    if not separator or not port_text.isdigit() or int(port_text) > 65535:
+        raise ListenError(f"invalid listen address {listen_address!r} (expected host:port, such as :10587)")
+    port = int(port_text)
+    host = host.strip("[]")
+    try:
+        if host:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            return socket.create_server((host, port), family=family, reuse_port=False)
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+        return socket.create_server(("", port))
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {listen_address}: {exc.strerror or exc}") from exc
+
+
+def bound_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,189 @@
+"""Real SMTP servers on loopback, shaped per scenario, in a background event loop.
+
+Two kinds: aiosmtpd (a real SMTP implementation, with its EHLO reply and
+STARTTLS answer adjustable), and scripted servers for conversations no
+real server would hold (a 421 greeting, a handshake cut short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from aiosmtpd.smtp import SMTP
+
+from tests.support.pki import SERVER_NAME
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+EhloShaper = Callable[[list[str]], list[str]]
+_T = TypeVar("_T")
+
+
+class ShapingHandler:
+    """aiosmtpd handler whose EHLO reply can be rewritten per scenario."""
+
+    def __init__(self, ehlo: EhloShaper | None = None) -> None:
+        self._ehlo = ehlo
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return self._ehlo(responses) if self._ehlo else responses
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 Ok: queued"
+
+
+class ShapedSMTP(SMTP):
+    """aiosmtpd's SMTP with a configurable answer to STARTTLS."""
+
+    def __init__(self, handler: Any, *, starttls_reply: str | None = None, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._starttls_reply = starttls_reply
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._starttls_reply is not None:
+            await self.push(self._starttls_reply)
+            return
+        await super().smtp_STARTTLS(arg)
+
+
+def starttls_on_last_line(lines: list[str]) -> list[str]:
+    """Move STARTTLS to the final ``250 `` line, as some servers send it."""
+    body = [line[4:] for line in lines if line[4:] not in ("STARTTLS", "HELP")]
+    texts = [*body, "STARTTLS"]
+    return [f"250-{text}" for text in texts[:-1]] + [f"250 {texts[-1]}"]
+
+
+def without_starttls(lines: list[str]) -> list[str]:
+    texts = [line[4:] for line in lines if line[4:] != "STARTTLS"]
+    return [f"250-{text}" for text in texts[:-1]] + [f"250 {texts[-1]}"]
+
+
+class ScenarioServers:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="scenario-servers", daemon=True)
+        self._thread.start()
+        self._servers: list[asyncio.Server] = []
+
+    def smtp(
+        self,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        ehlo: EhloShaper | None = None,
+        starttls_reply: str | None = None,
+        handler: ShapingHandler | None = None,
+        **smtp_options: Any,
+    ) -> int:
+        """Start an aiosmtpd server; return its port.
+
+        With ``implicit_tls`` the whole connection is TLS from the first
+        byte (port 465 style); otherwise ``tls_context`` enables STARTTLS.
+        """
+        handler = handler or ShapingHandler(ehlo)
+
+        def protocol() -> SMTP:
+            return ShapedSMTP(
+                handler,
+                hostname=SERVER_NAME,  # never socket.getfqdn(): no DNS in tests
+                tls_context=None if implicit_tls else tls_context,
+                starttls_reply=starttls_reply,
+                loop=self.loop,
+                **smtp_options,
+            )
+
+        ssl_context = tls_context if implicit_tls else None
+        return self._listen(self.loop.create_server(protocol, "127.0.0.1", 0, ssl=ssl_context))
+
+    def scripted(self, script: Script, *, ssl_context: ssl.SSLContext | None = None) -> int:
+        async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await script(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+
+        return self._listen(asyncio.start_server(on_connection, "127.0.0.1", 0, ssl=ssl_context))
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        async def close_all() -> None:
+            for server in self._servers:
+                server.close()
+
+        self.run(close_all())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+    def _listen(self, starting: Coroutine[Any, Any, asyncio.Server]) -> int:
+        server = self.run(starting)
+        self._servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def read_command(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n")
+
+
+async def send(writer: asyncio.StreamWriter, *lines: str) -> None:
+    writer.write("".join(f"{line}\r\n" for line in lines).encode())
+    await writer.drain()
+
+
+def greeting_then(code_line: str) -> Script:
+    """A server that sends ``code_line`` as its greeting and hangs up."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await send(writer, code_line)
+
+    return script
+
+
+def starttls_then_hang_up(ehlo_lines: Sequence[str] = ("250-mail.test", "250 STARTTLS")) -> Script:
+    """Accepts STARTTLS, reads the start of the ClientHello, then closes."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await send(writer, "220 mail.test ESMTP")
+        await read_command(reader)  # EHLO
+        await send(writer, *ehlo_lines)
+        await read_command(reader)  # STARTTLS
+        await send(writer, "220 2.0.0 Ready to start TLS")
+        await reader.read(5)  # the TLS record header of the ClientHello
+
+    return script
+
+
+def slow_plain_server(delay: float) -> Script:
+    """A plain ESMTP server that waits ``delay`` seconds before its greeting."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay)
+        await send(writer, "220 mail.test ESMTP")
+        await read_command(reader)
+        await send(writer, "250-mail.test", "250 8BITMIME")
+        await read_command(reader)
+        await send(writer, "221 2.0.0 Bye")
+
+    return script

@@ -1,0 +1,148 @@
+"""Config loading: strict, complete error reports with file, line and key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import AddressFamily, ConfigError, TlsMode, load_config, parse_config, parse_duration
+
+
+def _problems(text: str, tmp_path: Path) -> list[str]:
+    source = tmp_path / "config.yml"
+    source.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(source)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_defaults_apply_and_targets_override(tmp_path: Path) -> None:
+    source = tmp_path / "config.yml"
+    source.write_text(
+        """
+defaults:
+  interval: 5m
+  timeout: 20s
+  ehlo_name: probe.example.net
+targets:
+  - host: smtp.example.com
+  - name: submission
+    host: smtp.example.com
+    port: 587
+    server_name: mail.example.com
+    tls: implicit
+    interval: 1h
+    address_family: ipv6
+    labels: {team: mail, tier: 1}
+"""
+    )
+    config = load_config(source)
+    first, second = config.targets
+    assert first.name == "smtp.example.com:587"
+    assert (first.port, first.tls, first.interval, first.timeout) == (587, TlsMode.STARTTLS, 300.0, 20.0)
+    assert first.server_name == "smtp.example.com"
+    assert first.ehlo_name == "probe.example.net"
+    assert second.tls is TlsMode.IMPLICIT
+    assert second.interval == 3600.0
+    assert second.server_name == "mail.example.com"
+    assert second.address_family is AddressFamily.IPV6
+    assert second.labels == (("team", "mail"), ("tier", "1"))
+
+
+@pytest.mark.parametrize(("tls", "port"), [("starttls", 587), ("implicit", 465), ("none", 25)])
+def test_default_port_follows_the_tls_mode(tmp_path: Path, tls: str, port: int) -> None:
+    config = parse_config(f"targets:\n  - host: mx.example.com\n    tls: {tls}\n", tmp_path / "c.yml")
+    assert config.targets[0].port == port
+
+
+def test_every_problem_is_reported_with_file_line_and_path(tmp_path: Path) -> None:
+    problems = _problems(
+        """defaults:
+  interval: 60
+  timeot: 5s
+targets:
+  - host: a.example.com
+    tls: startls
+  - host: b.example.com
+    port: 70000
+  - name: dup
+    host: c.example.com
+  - name: dup
+    host: d.example.com
+  - port: 25
+    labels: {target: x, "bad-name": y}
+""",
+        tmp_path,
+    )
+    source = tmp_path / "config.yml"
+    expected = [
+        f"{source}:2: defaults.interval: must be a duration such as 30s, 5m or 1h, not 60",
+        f"{source}:3: defaults.timeot: unknown key",
+        f"{source}:6: targets[0].tls: unknown value 'startls' (expected one of: starttls, implicit, none)",
+        f"{source}:8: targets[1].port: must be a port number from 1 to 65535, not 70000",
+        f"{source}:11: targets[3].name: duplicate target name 'dup' (first used by targets[2])",
+        f"{source}:13: targets[4].host: is required",
+        f"{source}:14: targets[4].labels.target: is set by the exporter itself",
+        f"{source}:14: targets[4].labels.bad-name: is not a valid Prometheus label name",
+    ]
+    for wanted in expected:
+        assert any(problem.startswith(wanted) for problem in problems), (wanted, problems)
+
+
+def test_timeout_must_be_shorter_than_interval(tmp_path: Path) -> None:
+    problems = _problems("targets:\n  - host: a.example.com\n    interval: 10s\n    timeout: 10s\n", tmp_path)
+    assert problems == [
+        f"{tmp_path / 'config.yml'}:4: targets[0].timeout: timeout (10s) must be shorter than the interval (10s)"
+    ]
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path: Path) -> None:
+    problems = _problems("targets:\n  - host: a.example.com\n    host: b.example.com\n", tmp_path)
+    assert problems == [f"{tmp_path / 'config.yml'}:3: targets[0].host: duplicate key 'host'"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("targets: [\n", ":2: (syntax): invalid YAML"),
+        ("", ":1: targets: is required"),
+        ("targets: []\n", ":1: targets: is empty"),
+        ("- host: a\n", ":1: (top level): the config must be a mapping"),
+    ],
+)
+def test_unusable_files(tmp_path: Path, text: str, expected: str) -> None:
+    problems = _problems(text, tmp_path)
+    assert len(problems) == 1
+    assert expected in problems[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file: No such file or directory"):
+        load_config(tmp_path / "missing.yml")
+
+
+def test_ca_file_must_hold_a_certificate(tmp_path: Path) -> None:
+    (tmp_path / "empty.pem").write_text("nothing here\n")
+    problems = _problems("targets:\n  - host: a.example.com\n    ca_file: empty.pem\n", tmp_path)
+    assert problems == [
+        f"{tmp_path / 'config.yml'}:3: targets[0].ca_file: {tmp_path / 'empty.pem'} holds no PEM certificate"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("1500ms", 1.5), ("2w", 1209600)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "60", "5 m", "1m1h", "-5s", "1.5s"])
+def test_invalid_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "config.example.yml"
+    assert load_config(example).targets
