@@ -122,7 +122,12 @@ class Daemon:
         reasons = sorted({failure.reason.value for failure in result.failures})
         log.debug(
             "probe finished",
-            extra={"target": target.name, "success": result.success, "reasons": ",".join(reasons)},
+            extra={
+                "target": target.name,
+                "peer": result.peer_address or "",
+                "success": result.success,
+                "reasons": ",".join(reasons),
+            },
         )
         previous_reasons = sorted({failure.reason.value for failure in previous.failures}) if previous else None
         if reasons != previous_reasons:

@@ -1,7 +1,8 @@
-"""A loopback DNS stub that answers NXDOMAIN, for "a name that does not resolve".
+"""Name resolution under the tests' control.
 
-The exporter runs in a private mount namespace whose /etc/resolv.conf points
-here, so no test ever sends a query to the machine's real resolver.
+The exporter runs in a private mount namespace with its own /etc/hosts and an
+/etc/resolv.conf pointing at a loopback stub that answers NXDOMAIN, so no
+test ever sends a query to the machine's real resolver.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def private_resolver_available() -> str | None:
     return None
 
 
-def with_private_resolver(resolv_conf: Path) -> Sequence[str]:
-    """A command prefix running the rest with ``resolv_conf`` as /etc/resolv.conf."""
-    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-    return ["unshare", "-m", "sh", "-c", script, str(resolv_conf)]
+def with_private_resolver(resolv_conf: Path, hosts: Path) -> Sequence[str]:
+    """A command prefix running the rest with its own /etc/resolv.conf and /etc/hosts."""
+    script = 'mount --bind "$0" /etc/resolv.conf && mount --bind "$1" /etc/hosts && shift && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", script, str(resolv_conf), str(hosts)]

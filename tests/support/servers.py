@@ -81,6 +81,7 @@ class ScenarioServers:
         ehlo: EhloShaper | None = None,
         starttls_reply: str | None = None,
         handler: ShapingHandler | None = None,
+        host: str = "127.0.0.1",
         **smtp_options: Any,
     ) -> int:
         """Start an aiosmtpd server; return its port.
@@ -101,7 +102,7 @@ class ScenarioServers:
             )
 
         ssl_context = tls_context if implicit_tls else None
-        return self._listen(self.loop.create_server(protocol, "127.0.0.1", 0, ssl=ssl_context))
+        return self._listen(self.loop.create_server(protocol, host, 0, ssl=ssl_context))
 
     def scripted(self, script: Script, *, ssl_context: ssl.SSLContext | None = None) -> int:
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
