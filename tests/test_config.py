@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exporter.config import AddressFamily, ConfigError, TlsMode, load_config, parse_config, parse_duration
+from exporter.config import (
+    AddressFamily,
+    ConfigError,
+    ConfigProblem,
+    TlsMode,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 
 
 def _problems(text: str, tmp_path: Path) -> list[str]:
@@ -146,3 +156,28 @@ def test_invalid_durations(text: str) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config.example.yml"
     assert load_config(example).targets
+
+
+def test_unprintable_characters_are_a_syntax_error_with_a_line(tmp_path: Path) -> None:
+    problems = _problems("targets:\n  - host: mail\x00.example.com\n", tmp_path)
+    assert problems == [f"{tmp_path / 'config.yml'}:2: (syntax): invalid YAML: unacceptable character #x0000: "
+                        "special characters are not allowed"]  # fmt: skip
+
+
+_yaml_pieces = st.sampled_from(
+    ["targets:", "defaults:", "\n", "  ", "- ", "host: ", "port: ", "name: ", "interval: ", "timeout: ", "tls: ",
+     "labels: ", "ca_file: ", "server_name: ", "address_family: ", "ehlo_name: ", "a", "1", "-1", "1e400", "5s",
+     "0s", "starttls", "[", "]", "{", "}", ":", ",", "&a ", "*a", "? ", "<<: ", "!!binary ", "!!python/name:os.system",
+     "null", "~", "true", "'", '"', "#", "\t", "---", "\x00", "\x07", "\ufeff", "é", "%YAML 1.1\n"]
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.lists(_yaml_pieces, max_size=40).map("".join))
+def test_any_text_is_a_config_or_config_errors(text: str) -> None:
+    problems: tuple[ConfigProblem, ...] = ()
+    try:
+        parse_config(text, Path("/config/config.yml"))
+    except ConfigError as exc:
+        problems = exc.problems
+    assert all(str(problem).startswith("/config/config.yml:") for problem in problems)
