@@ -110,6 +110,10 @@ class ScenarioServers:
                 await script(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                 pass
+            except asyncio.CancelledError:
+                # Only close() cancels; ending quietly spares asyncio's stream
+                # callback from asking a cancelled task for its exception.
+                pass
             finally:
                 writer.close()
 
@@ -122,6 +126,12 @@ class ScenarioServers:
         async def close_all() -> None:
             for server in self._servers:
                 server.close()
+            # Hostile servers may still hold connections open; end them while
+            # the loop runs, so their cleanup does not meet a closed loop.
+            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in connections:
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
 
         self.run(close_all())
         self.loop.call_soon_threadsafe(self.loop.stop)
