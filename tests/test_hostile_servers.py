@@ -11,7 +11,6 @@ values that are valid UTF-8 of bounded length.
 from __future__ import annotations
 
 import html
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,136 +22,19 @@ from exporter.esmtp import MAX_AUTH_MECHANISMS
 from exporter.exposition import MAX_LABEL_VALUE_CHARS
 from exporter.tls import MAX_DESCRIBED_CHAIN
 from tests.support.exporter_process import ExporterProcess, Scrape
-from tests.support.hostile import (
-    closes_after_every_command,
-    ehlo_offering,
-    endless,
-    greets_then_never_reads,
-    sends,
-    silent,
-    starttls_then,
-    tls_by_hand,
-    trickle,
-)
-from tests.support.odd_certificates import OddCertificates, long_chain
-from tests.support.pki import SERVER_NAME, Pki
-from tests.support.servers import ScenarioServers, greeting_then
+from tests.support.hostile import EXPECTED_FAILURES, ehlo_offering, start_hostile_servers
+from tests.support.pki import SERVER_NAME, Pki, ServerCertificate
+from tests.support.servers import ScenarioServers
 
 HOSTILE_TIMEOUT = "3s"
 HEALTHY = ("healthy_starttls", "healthy_implicit")
-# The first octets of a ClientHello record, where a greeting belongs.
-CLIENT_HELLO_LIKE = bytes.fromhex("160301020001000200fc0303") + bytes(range(0x20, 0x40))
-
-
-CHAIN_OF_50 = long_chain(50)
-
-
-@dataclass(frozen=True)
-class Case:
-    """What a hostile target must end in: {(phase, reason)}."""
-
-    errors: frozenset[tuple[str, str]]
-    tls: str = "starttls"
-
-
-def _case(phase: str, reason: str) -> Case:
-    return Case(frozenset({(phase, reason)}))
-
-
-CASES = {
-    # Stalls: the probe's own timeout ends them, in the phase that stalled.
-    "greeting_never_arrives": _case("banner", "timeout"),
-    "greeting_trickles": _case("banner", "timeout"),
-    "never_reads": _case("ehlo", "timeout"),
-    # Garbage: a protocol error as soon as it is seen.
-    "ten_megabyte_line": _case("banner", "protocol_error"),
-    "endless_ehlo_reply": _case("ehlo", "protocol_error"),
-    "bare_lf": _case("banner", "protocol_error"),
-    "nul_byte": _case("banner", "protocol_error"),
-    "non_utf8": _case("banner", "protocol_error"),
-    "malformed_code": _case("banner", "protocol_error"),
-    "speaks_http": _case("banner", "protocol_error"),
-    "speaks_tls": _case("banner", "protocol_error"),
-    # Refusals and broken TLS.
-    "greeting_421": _case("banner", "banner_rejected"),
-    "starttls_454": _case("starttls", "starttls_rejected"),
-    "starttls_then_garbage": _case("tls_handshake", "tls_handshake_failed"),
-    "reset_mid_handshake": _case("tls_handshake", "tls_handshake_failed"),
-    "alert_client_certificate_required": _case("tls_handshake", "tls_handshake_failed"),
-    "alert_unrecognized_name": _case("tls_handshake", "tls_handshake_failed"),
-    # TLS 1.3 servers reject a missing client certificate after the client's
-    # side of the handshake is done: the alert ends the session at EHLO.
-    "tls13_alert_after_handshake": _case("ehlo", "connection_closed"),
-    "closes_after_every_command": _case("starttls", "connection_closed"),
-    "closes_without_answering": _case("ehlo", "connection_closed"),
-    # Odd certificates: each self-signed (or under a root nobody trusts), so
-    # untrusted, but every one must still be described.
-    "chain_of_50": _case("tls_handshake", "cert_untrusted"),
-    **{
-        f"cert_{name}": _case("tls_handshake", "cert_untrusted")
-        for name in (
-            "empty_subject",
-            "no_san",
-            "500_sans",
-            "negative_serial",
-            "huge_serial",
-            "16kb_subject",
-            "teletex_subject",
-            "printable_string_with_at",
-        )
-    },
-}
 
 
 @dataclass
 class Landscape:
     exporter: ExporterProcess
     scrape: Scrape
-
-
-def _hostile_ports(servers: ScenarioServers, pki: Pki, cert_dir: Path) -> dict[str, int]:
-    good = pki.leaf(SERVER_NAME)
-
-    def context(name: str) -> ssl.SSLContext:
-        return good.server_context(cert_dir, f"hostile-{name}")
-
-    client_certificate_tls12 = context("client-cert-tls12")
-    client_certificate_tls12.maximum_version = ssl.TLSVersion.TLSv1_2
-    client_certificate_tls13 = context("client-cert-tls13")
-    client_certificate_tls13.minimum_version = ssl.TLSVersion.TLSv1_3
-    for requiring in (client_certificate_tls12, client_certificate_tls13):
-        requiring.verify_mode = ssl.CERT_REQUIRED
-        requiring.load_verify_locations(pki.ca_file)
-    strict_sni = context("strict-sni")
-    # Some servers answer an unknown SNI name with a fatal unrecognized_name alert.
-    strict_sni.sni_callback = lambda _tls, name, _context: None if name == "other.test" else 112
-
-    ports = {
-        "greeting_never_arrives": servers.scripted(silent()),
-        "greeting_trickles": servers.scripted(trickle()),
-        "never_reads": servers.scripted(greets_then_never_reads()),
-        "ten_megabyte_line": servers.scripted(endless(b"220 ", b"x" * 65536)),
-        "endless_ehlo_reply": servers.scripted(endless(b"", b"250-more\r\n" * 1000, after_ehlo=True)),
-        "bare_lf": servers.scripted(sends(b"220 mail.test ESMTP\n")),
-        "nul_byte": servers.scripted(sends(b"220 mail\x00.test ESMTP\r\n")),
-        "non_utf8": servers.scripted(sends(b"220 mail.test caf\xe9\r\n")),
-        "malformed_code": servers.scripted(sends(b"22O mail.test ESMTP\r\n")),
-        "speaks_http": servers.scripted(sends(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")),
-        "speaks_tls": servers.scripted(sends(CLIENT_HELLO_LIKE)),
-        "greeting_421": servers.scripted(greeting_then("421 4.3.2 mail.test Service not available")),
-        "starttls_454": servers.smtp(tls_context=context("454"), starttls_reply="454 4.7.0 TLS not available"),
-        "starttls_then_garbage": servers.scripted(starttls_then(b"500 5.5.1 Unrecognized command\r\n")),
-        "reset_mid_handshake": servers.scripted(tls_by_hand(context("reset"), reset_after_octets=90)),
-        "alert_client_certificate_required": servers.scripted(tls_by_hand(client_certificate_tls12)),
-        "alert_unrecognized_name": servers.scripted(tls_by_hand(strict_sni)),
-        "tls13_alert_after_handshake": servers.scripted(tls_by_hand(client_certificate_tls13)),
-        "closes_after_every_command": servers.scripted(closes_after_every_command(answer=True)),
-        "closes_without_answering": servers.scripted(closes_after_every_command(answer=False)),
-        "chain_of_50": servers.smtp(tls_context=CHAIN_OF_50.server_context(cert_dir, "chain-of-50")),
-    }
-    for name, certificate in OddCertificates().all().items():
-        ports[f"cert_{name}"] = servers.smtp(tls_context=certificate.server_context(cert_dir, f"odd-{name}"))
-    return ports
+    chain_of_50: ServerCertificate
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +61,8 @@ def hostile(
         tls = "implicit" if name == "healthy_implicit" else "starttls"
         lines.append(f"  - {{name: {name}, host: 127.0.0.1, port: {port}, server_name: {SERVER_NAME}, tls: {tls},"
                      " interval: 2s, timeout: 1500ms}")  # fmt: skip
-    for name, port in _hostile_ports(servers, pki, cert_dir).items():
+    started = start_hostile_servers(servers, pki, cert_dir)
+    for name, port in started.ports.items():
         lines.append(f"  - {{name: {name}, host: 127.0.0.1, port: {port}, server_name: {SERVER_NAME}}}")
     auth_port = servers.scripted(ehlo_offering(auth_flood))
     lines.append(f"  - {{name: auth_flood, host: 127.0.0.1, port: {auth_port}, tls: none}}")
@@ -188,12 +71,12 @@ def hostile(
     config.write_text("\n".join(lines) + "\n")
     exporter = ExporterProcess(config, directory / "exporter.log")
     try:
-        exporter.wait_for_probes([*CASES, *HEALTHY, "auth_flood"])
+        exporter.wait_for_probes([*EXPECTED_FAILURES, *HEALTHY, "auth_flood"])
         # Three healthy probes: the later ones ran alongside the stalls.
         scrape = exporter.wait_for(
             lambda scrape: all((scrape.value("smtp_probes_total", target=name) or 0) >= 3 for name in HEALTHY)
         )
-        yield Landscape(exporter, scrape)
+        yield Landscape(exporter, scrape, started.chain_of_50)
     finally:
         exporter.stop()
 
@@ -202,13 +85,13 @@ def _errors(scrape: Scrape, target: str) -> set[tuple[str, str]]:
     return {(labels["phase"], labels["reason"]) for labels, _ in scrape.find("smtp_probe_error_info", target=target)}
 
 
-@pytest.mark.parametrize("target", CASES)
+@pytest.mark.parametrize("target", EXPECTED_FAILURES)
 def test_hostile_case_fails_with_its_documented_reason(hostile: Landscape, target: str) -> None:
     scrape = hostile.scrape
+    phase, reason = EXPECTED_FAILURES[target]
     assert scrape.value("smtp_probe_success", target=target) == 0
-    assert _errors(scrape, target) == CASES[target].errors
+    assert _errors(scrape, target) == {(phase, reason)}
     assert scrape.value("smtp_probes_total", target=target) == 1
-    [(_, reason)] = CASES[target].errors
     assert scrape.value("smtp_probe_failures_total", target=target, reason=reason) == 1
 
 
@@ -285,6 +168,7 @@ def test_the_tls13_alert_still_reports_the_certificate(hostile: Landscape) -> No
         "the server speaks HTTP",
         "reply line longer than 4096 octets",
         "reply has more than 256 lines",
+        "EXCESSIVE_MESSAGE_SIZE",
     ],
 )
 def test_the_landing_page_says_what_went_wrong(hostile: Landscape, detail: str) -> None:
@@ -298,7 +182,7 @@ def test_auth_mechanisms_stay_bounded(hostile: Landscape) -> None:
 
 
 def test_a_long_chain_is_judged_whole_but_described_in_part(hostile: Landscape) -> None:
-    presented = x509.load_pem_x509_certificates(CHAIN_OF_50.chain_pem)
+    presented = x509.load_pem_x509_certificates(hostile.chain_of_50.chain_pem)
     assert len(presented) == 50
     # OpenSSL walked all 50 to the untrusted root (depth 49, in the landing page).
     assert "self-signed certificate in certificate chain (chain depth 49)" in hostile.exporter.get("/")[2]
@@ -308,3 +192,13 @@ def test_a_long_chain_is_judged_whole_but_described_in_part(hostile: Landscape) 
     assert (
         hostile.scrape.value("smtp_cert_chain_earliest_not_after_timestamp_seconds", target="chain_of_50") == earliest
     )
+
+
+def test_asyncio_tasks_are_exported_and_not_per_probe(hostile: Landscape) -> None:
+    scrape = hostile.exporter.scrape()
+    targets = scrape.value("smtp_exporter_targets")
+    tasks = scrape.value("smtp_exporter_asyncio_tasks")
+    assert targets is not None
+    assert tasks is not None
+    # One loop task per target, plus the server's own: not one per probe run.
+    assert targets <= tasks < 2 * targets

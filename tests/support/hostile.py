@@ -1,6 +1,8 @@
-"""Hostile and broken SMTP servers, as scripts for ScenarioServers.scripted().
+"""Hostile and broken SMTP servers, and the failure each must produce.
 
-Each one misbehaves in one way found on the internet. None waits forever:
+Each one misbehaves in one way found on the internet; start_hostile_servers()
+starts one per case of EXPECTED_FAILURES, for tests/test_hostile_servers.py
+and bench/soak.py. None waits forever:
 a server that stalls gives up after HOLD_SECONDS, longer than any probe's
 timeout, so long runs (bench/soak.py) do not pile up server-side tasks.
 """
@@ -13,9 +15,13 @@ import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
-from tests.support.servers import Script, read_command, send
+from tests.support.odd_certificates import ODD_CERTIFICATE_NAMES, OddCertificates, long_chain
+from tests.support.pki import SERVER_NAME, Pki, ServerCertificate
+from tests.support.servers import ScenarioServers, Script, greeting_then, read_command, send
 
 HOLD_SECONDS = 30.0
 GREETING = "220 mail.test ESMTP"
@@ -200,3 +206,102 @@ def ehlo_offering(auth_lines: Sequence[str]) -> Script:
         await send(writer, "221 2.0.0 Bye")
 
     return script
+
+
+# The first octets of a ClientHello record, where a greeting belongs.
+CLIENT_HELLO_LIKE = bytes.fromhex("160301020001000200fc0303") + bytes(range(0x20, 0x40))
+
+# Each hostile case and the (phase, reason) its probe must end in.
+EXPECTED_FAILURES: dict[str, tuple[str, str]] = {
+    # Stalls: the probe's own timeout ends them, in the phase that stalled.
+    "greeting_never_arrives": ("banner", "timeout"),
+    "greeting_trickles": ("banner", "timeout"),
+    "never_reads": ("ehlo", "timeout"),
+    # Garbage: a protocol error as soon as it is seen, long before the timeout.
+    "ten_megabyte_line": ("banner", "protocol_error"),
+    "endless_ehlo_reply": ("ehlo", "protocol_error"),
+    "bare_lf": ("banner", "protocol_error"),
+    "nul_byte": ("banner", "protocol_error"),
+    "non_utf8": ("banner", "protocol_error"),
+    "malformed_code": ("banner", "protocol_error"),
+    "speaks_http": ("banner", "protocol_error"),
+    "speaks_tls": ("banner", "protocol_error"),
+    # Refusals and broken TLS.
+    "greeting_421": ("banner", "banner_rejected"),
+    "starttls_454": ("starttls", "starttls_rejected"),
+    "starttls_then_garbage": ("tls_handshake", "tls_handshake_failed"),
+    "reset_mid_handshake": ("tls_handshake", "tls_handshake_failed"),
+    "alert_client_certificate_required": ("tls_handshake", "tls_handshake_failed"),
+    "alert_unrecognized_name": ("tls_handshake", "tls_handshake_failed"),
+    # TLS 1.3 servers reject a missing client certificate after the client's
+    # side of the handshake is done: the alert ends the session at EHLO.
+    "tls13_alert_after_handshake": ("ehlo", "connection_closed"),
+    "closes_after_every_command": ("starttls", "connection_closed"),
+    "closes_without_answering": ("ehlo", "connection_closed"),
+    # Odd certificates: self-signed, or under a root nobody trusts.
+    "chain_of_50": ("tls_handshake", "cert_untrusted"),
+    **{f"cert_{name}": ("tls_handshake", "cert_untrusted") for name in ODD_CERTIFICATE_NAMES},
+    "certificate_list_over_100_kib": ("tls_handshake", "tls_handshake_failed"),
+}
+
+
+@dataclass(frozen=True)
+class HostileServers:
+    # Case name -> loopback port; every case speaks to a `tls: starttls` probe.
+    ports: dict[str, int]
+    chain_of_50: ServerCertificate
+
+
+def start_hostile_servers(servers: ScenarioServers, pki: Pki, cert_dir: Path) -> HostileServers:
+    """One server per case of EXPECTED_FAILURES."""
+    good = pki.leaf(SERVER_NAME)
+
+    def context(name: str) -> ssl.SSLContext:
+        return good.server_context(cert_dir, f"hostile-{name}")
+
+    client_certificate_tls12 = context("client-cert-tls12")
+    client_certificate_tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    client_certificate_tls13 = context("client-cert-tls13")
+    client_certificate_tls13.minimum_version = ssl.TLSVersion.TLSv1_3
+    for requiring in (client_certificate_tls12, client_certificate_tls13):
+        requiring.verify_mode = ssl.CERT_REQUIRED
+        requiring.load_verify_locations(pki.ca_file)
+    strict_sni = context("strict-sni")
+    # Some servers answer an SNI name they do not serve with a fatal alert.
+    strict_sni.sni_callback = lambda _tls, name, _context: (
+        None if name == "other.test" else ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+    )
+    chain_of_50 = long_chain(50)
+
+    ports = {
+        "greeting_never_arrives": servers.scripted(silent()),
+        "greeting_trickles": servers.scripted(trickle()),
+        "never_reads": servers.scripted(greets_then_never_reads()),
+        "ten_megabyte_line": servers.scripted(endless(b"220 ", b"x" * 65536)),
+        "endless_ehlo_reply": servers.scripted(endless(b"", b"250-more\r\n" * 1000, after_ehlo=True)),
+        "bare_lf": servers.scripted(sends(b"220 mail.test ESMTP\n")),
+        "nul_byte": servers.scripted(sends(b"220 mail\x00.test ESMTP\r\n")),
+        "non_utf8": servers.scripted(sends(b"220 mail.test caf\xe9\r\n")),
+        "malformed_code": servers.scripted(sends(b"22O mail.test ESMTP\r\n")),
+        "speaks_http": servers.scripted(sends(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")),
+        "speaks_tls": servers.scripted(sends(CLIENT_HELLO_LIKE)),
+        "greeting_421": servers.scripted(greeting_then("421 4.3.2 mail.test Service not available")),
+        "starttls_454": servers.smtp(tls_context=context("454"), starttls_reply="454 4.7.0 TLS not available"),
+        "starttls_then_garbage": servers.scripted(starttls_then(b"500 5.5.1 Unrecognized command\r\n")),
+        "reset_mid_handshake": servers.scripted(tls_by_hand(context("reset"), reset_after_octets=90)),
+        "alert_client_certificate_required": servers.scripted(tls_by_hand(client_certificate_tls12)),
+        "alert_unrecognized_name": servers.scripted(tls_by_hand(strict_sni)),
+        "tls13_alert_after_handshake": servers.scripted(tls_by_hand(client_certificate_tls13)),
+        "closes_after_every_command": servers.scripted(closes_after_every_command(answer=True)),
+        "closes_without_answering": servers.scripted(closes_after_every_command(answer=False)),
+        "chain_of_50": servers.smtp(tls_context=chain_of_50.server_context(cert_dir, "chain-of-50")),
+    }
+    odd = OddCertificates().all()
+    for name, certificate in odd.items():
+        ports[f"cert_{name}"] = servers.smtp(tls_context=certificate.server_context(cert_dir, f"odd-{name}"))
+    # Three 39 KB certificates: over OpenSSL's 100 KiB limit for the
+    # Certificate message, which is what bounds a presented chain's size.
+    oversized = ServerCertificate(odd["16kb_subject"].chain_pem * 3, odd["16kb_subject"].key_pem)
+    ports["certificate_list_over_100_kib"] = servers.smtp(tls_context=oversized.server_context(cert_dir, "oversized"))
+    assert ports.keys() == EXPECTED_FAILURES.keys()
+    return HostileServers(ports, chain_of_50)

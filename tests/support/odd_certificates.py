@@ -58,6 +58,18 @@ def _content(element: bytes) -> bytes:
     return element[header:]
 
 
+ODD_CERTIFICATE_NAMES = (
+    "empty_subject",
+    "no_san",
+    "500_sans",
+    "negative_serial",
+    "huge_serial",
+    "16kb_subject",
+    "teletex_subject",
+    "printable_string_with_at",
+)
+
+
 class OddCertificates:
     """Self-signed certificates for ``mail.test``, each odd in one way."""
 
@@ -130,6 +142,7 @@ class OddCertificates:
             # whole certificate, OpenSSL and mail clients accept it.
             "printable_string_with_at": self.with_string_type(b"postmaster@mail.test", PRINTABLE_STRING),
         }
+        assert tuple(ders) == ODD_CERTIFICATE_NAMES
         return {name: self._server(der) for name, der in ders.items()}
 
 
