@@ -2,9 +2,9 @@
 
 Each one misbehaves in one way found on the internet; start_hostile_servers()
 starts one per case of EXPECTED_FAILURES, for tests/test_hostile_servers.py
-and bench/soak.py. None waits forever:
-a server that stalls gives up after HOLD_SECONDS, longer than any probe's
-timeout, so long runs (bench/soak.py) do not pile up server-side tasks.
+and bench/soak.py. None waits forever: a server that stalls gives up after
+HOLD_SECONDS, longer than any probe's timeout, so long runs do not pile up
+server-side tasks.
 """
 
 from __future__ import annotations
