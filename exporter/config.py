@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from exporter.secret import Secret
 from exporter.yaml_source import Path as KeyPath
 from exporter.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
 
@@ -58,6 +59,30 @@ _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
+class AuthMechanism(enum.StrEnum):
+    PLAIN = "PLAIN"
+    LOGIN = "LOGIN"
+    CRAM_MD5 = "CRAM-MD5"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    username: str
+    password: Secret
+    # None: pick the strongest mechanism both sides support (see auth.py).
+    mechanism: AuthMechanism | None = None
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    """A test message sent through the target now and then."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str = "SMTP probe"
+    interval: float = 3600.0
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     name: str
@@ -71,12 +96,18 @@ class TargetConfig:
     ca_file: Path | None = None
     address_family: AddressFamily = AddressFamily.ANY
     labels: tuple[tuple[str, str], ...] = ()
+    auth: AuthConfig | None = None
+    # Credentials go only over TLS unless this is set.
+    allow_plaintext_auth: bool = False
+    send: SendConfig | None = None
 
 
 @dataclass(frozen=True)
 class Config:
     source: Path
     targets: tuple[TargetConfig, ...]
+    # Things that work but deserve attention, such as a literal password.
+    warnings: tuple[ConfigProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,12 @@ class ConfigError(ValueError):
 
 
 # Options a target may set and `defaults:` may give to every target.
-_OPTION_KEYS = ("interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family")
+_OPTION_KEYS = (
+    "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
+)  # fmt: skip
+_AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
+_PASSWORD_SOURCES = ("password", "password_env", "password_file")
+_SEND_KEYS = ("from", "to", "subject", "interval")
 _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", *_OPTION_KEYS)
 _TOP_LEVEL_KEYS = ("defaults", "targets")
 
@@ -107,6 +143,7 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "tls": "starttls",
     "ca_file": None,
     "address_family": "any",
+    "allow_plaintext_auth": False,
 }
 
 
@@ -147,6 +184,7 @@ class _Reader:
     source: Path
     document: YamlDocument
     problems: list[ConfigProblem] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
     # Counts repeats too, so a target knows when one of its options failed.
     problems_seen: int = 0
 
@@ -167,7 +205,7 @@ class _Reader:
         self._reject_unknown_keys(root, (), _TOP_LEVEL_KEYS)
         defaults = self._read_defaults(root.get("defaults"))
         targets = self._read_targets(root.get("targets"), defaults)
-        return Config(source=self.source, targets=targets)
+        return Config(source=self.source, targets=targets, warnings=tuple(self.warnings))
 
     def _read_defaults(self, raw: Any) -> dict[str, tuple[Any, KeyPath]]:
         """Each option's default value and the key path it came from."""
@@ -240,6 +278,9 @@ class _Reader:
         ca_file = self._ca_file(*option("ca_file"))
         family = self._choice(*option("address_family"), AddressFamily)
         labels = self._labels(raw.get("labels"), (*path, "labels"))
+        auth = self._auth(*option("auth"))
+        allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        send = self._send(*option("send"))
         if (
             self.problems_seen > problems_before
             or host is None
@@ -264,6 +305,9 @@ class _Reader:
             ca_file=ca_file,
             address_family=family,
             labels=labels,
+            auth=auth,
+            allow_plaintext_auth=bool(allow_plaintext_auth),
+            send=send,
         )
 
     def _reject_unknown_keys(self, raw: dict[Any, Any], path: KeyPath, known: Sequence[str]) -> None:
@@ -304,12 +348,13 @@ class _Reader:
         return seconds
 
     def _choice(self, raw: Any, path: KeyPath, choices: type[_Choice]) -> _Choice | None:
-        try:
-            return choices(str(raw).lower()) if isinstance(raw, str) else choices(raw)
-        except ValueError:
-            names = ", ".join(choice.value for choice in choices)
-            self.problem(path, f"unknown value {raw!r} (expected one of: {names})")
-            return None
+        """One of an enum's values, compared without regard to case."""
+        for choice in choices:
+            if isinstance(raw, str) and raw.lower() == choice.value.lower():
+                return choice
+        names = ", ".join(choice.value for choice in choices)
+        self.problem(path, f"unknown value {raw!r} (expected one of: {names})")
+        return None
 
     def _ca_file(self, raw: Any, path: KeyPath) -> Path | None:
         if raw is None:
@@ -327,6 +372,112 @@ class _Reader:
             self.problem(path, f"{ca_file} holds no PEM certificate")
             return None
         return ca_file
+
+    def _bool(self, raw: Any, path: KeyPath) -> bool | None:
+        if not isinstance(raw, bool):
+            self.problem(path, f"must be true or false, not {raw!r}")
+            return None
+        return raw
+
+    def _auth(self, raw: Any, path: KeyPath) -> AuthConfig | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping with username and one of password_env, password_file, password")
+            return None
+        self._reject_unknown_keys(raw, path, _AUTH_KEYS)
+        username = self._string(raw.get("username"), (*path, "username"), required=True)
+        sources = [key for key in _PASSWORD_SOURCES if key in raw]
+        if len(sources) != 1:
+            self.problem(path, "needs exactly one of password_env, password_file or password")
+            return None
+        password = self._password(sources[0], raw[sources[0]], (*path, sources[0]))
+        mechanism: AuthMechanism | None = None
+        if raw.get("mechanism", "auto") != "auto":
+            mechanism = self._choice(raw["mechanism"], (*path, "mechanism"), AuthMechanism)
+            if mechanism is None:
+                return None
+        if username is None or password is None:
+            return None
+        return AuthConfig(username=username, password=password, mechanism=mechanism)
+
+    def _password(self, source: str, raw: Any, path: KeyPath) -> Secret | None:
+        """Read the password now, so a missing one is a config error, not a 3 a.m. probe failure.
+
+        No message here may quote the password or a file's content.
+        """
+        if source == "password":
+            if not isinstance(raw, str) or not raw:
+                self.problem(path, "must be a non-empty string")
+                return None
+            self.warnings.append(
+                ConfigProblem(
+                    self.source,
+                    self.document.line_of(path),
+                    format_path(path),
+                    "a literal password in the config file; prefer password_env or password_file",
+                )
+            )
+            return Secret(raw)
+        name = self._string(raw, path)
+        if name is None:
+            return None
+        if source == "password_env":
+            value = os.environ.get(name)
+            if not value:
+                self.problem(path, f"environment variable {name} is not set or empty")
+                return None
+            return Secret(value)
+        password_file = (self.source.parent / name) if not os.path.isabs(name) else Path(name)
+        try:
+            content = password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            self.problem(path, f"cannot read {password_file}: {reason}")
+            return None
+        # Editors and `echo` add a final newline; it is never part of the password.
+        value = content.removesuffix("\n").removesuffix("\r")
+        if not value:
+            self.problem(path, f"{password_file} is empty")
+            return None
+        return Secret(value)
+
+    def _send(self, raw: Any, path: KeyPath) -> SendConfig | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping with from and to")
+            return None
+        self._reject_unknown_keys(raw, path, _SEND_KEYS)
+        sender = self._address(raw.get("from"), (*path, "from"))
+        raw_to = raw.get("to")
+        to_list = raw_to if isinstance(raw_to, list) else [raw_to]
+        if not to_list:
+            self.problem((*path, "to"), "needs at least one recipient")
+        recipients = [self._address(value, (*path, "to")) for value in to_list]
+        subject = self._string(raw.get("subject", "SMTP probe"), (*path, "subject"))
+        if subject is not None and any(char in subject for char in "\r\n"):
+            self.problem((*path, "subject"), "must be one line")
+            subject = None
+        interval = self._duration(raw.get("interval", "1h"), (*path, "interval"))
+        if sender is None or subject is None or interval is None or None in recipients or not to_list:
+            return None
+        return SendConfig(
+            sender=sender,
+            recipients=tuple(recipient for recipient in recipients if recipient is not None),
+            subject=subject,
+            interval=interval,
+        )
+
+    def _address(self, raw: Any, path: KeyPath) -> str | None:
+        address = self._string(raw, path, required=True)
+        if address is None:
+            return None
+        # These characters would let an address rewrite the SMTP command line.
+        if "@" not in address or any(char in address for char in "<>\r\n \t"):
+            self.problem(path, f"{address!r} is not a plain mail address such as probe@example.net")
+            return None
+        return address
 
     def _labels(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
         if raw is None:

@@ -34,6 +34,8 @@ def load_runtime(path: Path) -> tuple[Config, dict[Path | None, ProbeTools]]:
     any other config problem.
     """
     config = load_config(path)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     context = handshake_context()
     tools: dict[Path | None, ProbeTools] = {}
     problems: list[ConfigProblem] = []
@@ -115,7 +117,13 @@ class Daemon:
         return landing_page(self.store.records(), version=__version__)
 
     async def _probe(self, target: TargetConfig) -> ProbeResult:
-        return await run_probe(target, self._tools[target.ca_file])
+        return await run_probe(target, self._tools[target.ca_file], send_due=self._send_due(target))
+
+    def _send_due(self, target: TargetConfig) -> bool:
+        if target.send is None:
+            return False
+        last = self.store.last_send(target.name)
+        return last is None or time.time() - last.finished_at >= target.send.interval
 
     def _record(self, target: TargetConfig, result: ProbeResult) -> None:
         previous = self.store.record_result(target, result)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config import TargetConfig
-from exporter.result import ProbeResult, TlsSession
+from exporter.result import ProbeResult, SendOutcome, TlsSession
 from exporter.scheduler import LagHistogram
 from exporter.store import TargetRecord
 from exporter.tls import TLS_VERSION_NUMBERS
@@ -73,6 +73,9 @@ TARGET_FAMILIES = (
         "gauge",
         f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",
     ),
+    Family("smtp_auth_success", "gauge", f"1 if the configured credentials authenticated, {_LAST}."),
+    Family("smtp_send_success", "gauge", "1 if the last test message was accepted (sent on its own interval)."),
+    Family("smtp_send_timestamp_seconds", "gauge", "Unix time at which the last test message send finished."),
     Family("smtp_target_info", "gauge", "Configured target: host, port, TLS mode and server name."),
 )
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
@@ -94,6 +97,7 @@ class _Block:
     config: TargetConfig
     result: ProbeResult | None
     probes_total: int
+    last_send: SendOutcome | None
     labels: str
     columns: tuple[str, ...]
     not_after: float | None
@@ -124,13 +128,14 @@ class MetricsRenderer:
             and cached.config is record.config
             and cached.result is record.result
             and cached.probes_total == record.probes_total
+            and cached.last_send is record.last_send
         ):
             return cached
         labels = target_labels(record.config)
         columns = render_target(record, labels)
         leaf = record.result.tls.leaf if record.result and record.result.tls else None
         not_after = leaf.not_after if leaf is not None else None
-        return _Block(record.config, record.result, record.probes_total, labels, columns, not_after)
+        return _Block(record.config, record.result, record.probes_total, record.last_send, labels, columns, not_after)
 
 
 def target_labels(target: TargetConfig) -> str:
@@ -145,6 +150,9 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     target = record.config
     target_info = (("host", target.host), ("port", str(target.port)), ("tls", target.tls.value))
     out.put("smtp_target_info", 1, (*target_info, ("server_name", target.server_name)))
+    if record.last_send is not None:
+        out.put("smtp_send_success", record.last_send.success)
+        out.put("smtp_send_timestamp_seconds", record.last_send.finished_at)
     result = record.result
     if result is None:
         return tuple(out.columns)
@@ -168,6 +176,8 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
             out.put("smtp_auth_mechanism_offered", 1, (("mechanism", mechanism),))
+    if result.auth is not None:
+        out.put("smtp_auth_success", result.auth.success)
     return tuple(out.columns)
 
 

@@ -189,6 +189,7 @@ def test_phases_that_ran_are_timed_and_others_absent(landscape: Landscape) -> No
 
 def test_auth_mechanisms_are_those_offered_after_tls(landscape: Landscape) -> None:
     scrape = landscape.scrape
+    assert scrape.find("smtp_auth_success") == []  # no target here has an auth block
     # aiosmtpd offers AUTH only once TLS is up; the pre-TLS EHLO had none.
     offered = {labels["mechanism"] for labels, _ in scrape.find("smtp_auth_mechanism_offered", target="good")}
     assert offered == {"LOGIN", "PLAIN"}
