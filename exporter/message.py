@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.policy
 import email.utils
 from email.message import EmailMessage
@@ -32,7 +33,8 @@ def build_message(send: SendConfig, *, target_name: str, domain: str, now: float
     message = EmailMessage(policy=_POLICY)
     message["From"] = send.sender
     message["To"] = ", ".join(send.recipients)
-    message["Date"] = email.utils.formatdate(now, localtime=False)
+    # "+0000": the time is known to be UTC ("-0000" would say the zone is unknown).
+    message["Date"] = email.utils.format_datetime(datetime.datetime.fromtimestamp(now, datetime.UTC))
     message_id = email.utils.make_msgid("smtp-tls-exporter", domain=domain)
     message["Message-ID"] = message_id
     message["Subject"] = f"{SUBJECT_MARKER} {send.subject}"

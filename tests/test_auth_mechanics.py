@@ -57,7 +57,7 @@ def test_test_message_is_a_proper_rfc_5322_message() -> None:
     assert parsed["From"] == "probe@example.net"
     assert parsed["To"] == "a@example.net, b@example.net"
     assert parsed["Subject"] == f"{SUBJECT_MARKER} hello"
-    assert parsed["Date"] == "Fri, 15 Jan 2027 08:00:00 -0000"
+    assert parsed["Date"] == "Fri, 15 Jan 2027 08:00:00 +0000"
     assert parsed["Message-ID"] == outgoing.message_id
     assert outgoing.message_id.endswith("@probe.example.net>")
     assert parsed["Auto-Submitted"] == "auto-generated"
