@@ -219,3 +219,18 @@ def test_send_block(tmp_path: Path) -> None:
     problems = _problems("targets:\n  - host: a.test\n    send: {from: 'p@a.test>', to: []}\n", tmp_path)
     assert any("send.from: 'p@a.test>' is not a plain mail address" in problem for problem in problems)
     assert any("send.to: needs at least one recipient" in problem for problem in problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "targets:\n  - host: a.test\n    auth: {username: u, passwrd: SeCrEt-42}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: SeCrEt-42, mechanism: [x]}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: 'SeCrEt-42}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: SeCrEt-42\n",
+    ],
+)
+def test_config_errors_never_quote_a_password(tmp_path: Path, text: str) -> None:
+    problems = _problems(text, tmp_path)
+    assert problems
+    assert all("SeCrEt-42" not in problem for problem in problems)
