@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,9 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def daemon_parser() -> argparse.ArgumentParser:
+    commands = "".join(f"\n  smtp-tls-exporter {name} ...   {text}" for name, (_, text) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="smtp-tls-exporter",
-        description="Probe SMTP servers (STARTTLS, TLS, certificates) on a schedule and export Prometheus metrics.",
+        description="Probe SMTP servers (STARTTLS, TLS, certificates) on a schedule and export Prometheus metrics."
+        + (f"\n\nother commands:{commands}" if commands else ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config.file", dest="config_file", type=Path, default=Path(DEFAULT_CONFIG_FILE),
@@ -48,7 +52,17 @@ def daemon_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Subcommands: name -> (module, one-line description). Each module has
+# main(argv) -> exit status; imported only when used.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+        status: int = module.main(argv[1:])
+        return status
     arguments = daemon_parser().parse_args(argv)
     configure_logging(arguments.log_level, arguments.log_format)
     if arguments.config_check:
