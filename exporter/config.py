@@ -8,15 +8,18 @@ once, so a person fixes a config in one pass.
 from __future__ import annotations
 
 import enum
+import fnmatch
+import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
-from exporter.secret import Secret
+from exporter.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.yaml_source import Path as KeyPath
 from exporter.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
 
@@ -97,9 +100,71 @@ class TargetConfig:
     address_family: AddressFamily = AddressFamily.ANY
     labels: tuple[tuple[str, str], ...] = ()
     auth: AuthConfig | None = None
-    # Credentials go only over TLS unless this is set.
+    # Credentials go only over verified TLS (trusted chain, matching name)
+    # unless this is set.
     allow_plaintext_auth: bool = False
     send: SendConfig | None = None
+
+
+@dataclass(frozen=True)
+class ProbeModule:
+    """A named probe profile for /probe: a target's options without the target."""
+
+    name: str
+    # None: the probed host is the server name.
+    server_name: str | None
+    tls: TlsMode
+    timeout: float
+    ehlo_name: str
+    ca_file: Path | None
+    address_family: AddressFamily
+    auth: AuthConfig | None
+    allow_plaintext_auth: bool
+
+    def target_for(self, host: str, port: int | None, *, timeout: float | None = None) -> TargetConfig:
+        port = port or DEFAULT_PORTS[self.tls]
+        timeout = self.timeout if timeout is None else timeout
+        return TargetConfig(
+            name=f"{host}:{port}",
+            host=host,
+            port=port,
+            tls=self.tls,
+            server_name=self.server_name or host,
+            ehlo_name=self.ehlo_name,
+            interval=timeout * 2,  # never scheduled; a target just needs one
+            timeout=timeout,
+            ca_file=self.ca_file,
+            address_family=self.address_family,
+            auth=self.auth,
+            allow_plaintext_auth=self.allow_plaintext_auth,
+        )
+
+
+@dataclass(frozen=True)
+class ProbeAllowRule:
+    """Which hosts and ports /probe may reach: a name pattern or an address range."""
+
+    pattern: str
+    ports: frozenset[int]
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+
+    @classmethod
+    def parse(cls, pattern: str, ports: frozenset[int]) -> ProbeAllowRule:
+        try:
+            network = ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            return cls(pattern.lower().rstrip("."), ports)
+        return cls(pattern, ports, network)
+
+    def allows(self, host: str, port: int) -> bool:
+        if port not in self.ports:
+            return False
+        if self.network is not None:
+            try:
+                return ipaddress.ip_address(host.strip("[]")) in self.network
+            except ValueError:
+                return False
+        return fnmatch.fnmatchcase(host.lower().rstrip("."), self.pattern)
 
 
 @dataclass(frozen=True)
@@ -108,6 +173,12 @@ class Config:
     targets: tuple[TargetConfig, ...]
     # Things that work but deserve attention, such as a literal password.
     warnings: tuple[ConfigProblem, ...] = ()
+    modules: Mapping[str, ProbeModule] = field(default_factory=lambda: MappingProxyType({}))
+    # Empty: /probe refuses every target.
+    probe_allow: tuple[ProbeAllowRule, ...] = ()
+
+    def probe_allowed(self, host: str, port: int) -> bool:
+        return any(rule.allows(host, port) for rule in self.probe_allow)
 
 
 @dataclass(frozen=True)
@@ -131,11 +202,23 @@ class ConfigError(ValueError):
 _OPTION_KEYS = (
     "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
 )  # fmt: skip
+_MODULE_KEYS = (
+    "tls",
+    "server_name",
+    "ehlo_name",
+    "timeout",
+    "ca_file",
+    "address_family",
+    "auth",
+    "allow_plaintext_auth",
+)
+# What /probe may reach when an allow-list entry names no ports: the SMTP ones.
+DEFAULT_PROBE_PORTS = (25, 465, 587)
 _AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
 _PASSWORD_SOURCES = ("password", "password_env", "password_file")
 _SEND_KEYS = ("from", "to", "subject", "interval")
 _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", *_OPTION_KEYS)
-_TOP_LEVEL_KEYS = ("defaults", "targets")
+_TOP_LEVEL_KEYS = ("defaults", "targets", "modules", "probe_allow")
 
 _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "interval": "60s",
@@ -145,6 +228,66 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "address_family": "any",
     "allow_plaintext_auth": False,
 }
+
+
+_Defaults = dict[str, tuple[Any, "KeyPath"]]
+_OptionReader = Callable[[str], tuple[Any, "KeyPath"]]
+
+
+def _option_reader(raw: dict[Any, Any], path: KeyPath, defaults: _Defaults) -> _OptionReader:
+    """An option's value and key path: the entry's own, else the default's."""
+
+    def option(key: str) -> tuple[Any, KeyPath]:
+        if key in raw:
+            return raw[key], (*path, key)
+        return defaults.get(key, (None, (*path, key)))
+
+    return option
+
+
+@dataclass(frozen=True)
+class _ProbeOptions:
+    tls: TlsMode
+    timeout: float
+    ehlo_name: str
+    ca_file: Path | None
+    address_family: AddressFamily
+    auth: AuthConfig | None
+    allow_plaintext_auth: bool
+
+    def as_target_fields(self) -> dict[str, Any]:
+        return {
+            "tls": self.tls,
+            "timeout": self.timeout,
+            "ehlo_name": self.ehlo_name,
+            "ca_file": self.ca_file,
+            "address_family": self.address_family,
+            "auth": self.auth,
+            "allow_plaintext_auth": self.allow_plaintext_auth,
+        }
+
+
+def split_host_port(server: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address. Raises ValueError."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif server.count(":") == 1:
+        host, _, port_text = server.partition(":")
+    else:
+        host, port_text = server, ""
+    if not host:
+        raise ValueError(f"no host in {server!r}")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port in {server!r}")
+    return host, int(port_text)
+
+
+def is_plain_address(address: str) -> bool:
+    """local@domain with nothing that could rewrite an SMTP command line."""
+    return "@" in address and not any(char in address for char in "<>\r\n \t")
 
 
 def load_config(source: Path) -> Config:
@@ -204,10 +347,20 @@ class _Reader:
             return None
         self._reject_unknown_keys(root, (), _TOP_LEVEL_KEYS)
         defaults = self._read_defaults(root.get("defaults"))
-        targets = self._read_targets(root.get("targets"), defaults)
-        return Config(source=self.source, targets=targets, warnings=tuple(self.warnings))
+        modules = self._read_modules(root.get("modules"), defaults)
+        probe_allow = self._read_probe_allow(root.get("probe_allow"))
+        # Without targets but with modules, this exporter serves /probe only.
+        only_probe = "targets" not in root and bool(modules)
+        targets = () if only_probe else self._read_targets(root.get("targets"), defaults)
+        return Config(
+            source=self.source,
+            targets=targets,
+            warnings=tuple(self.warnings),
+            modules=MappingProxyType(modules),
+            probe_allow=probe_allow,
+        )
 
-    def _read_defaults(self, raw: Any) -> dict[str, tuple[Any, KeyPath]]:
+    def _read_defaults(self, raw: Any) -> _Defaults:
         """Each option's default value and the key path it came from."""
         defaults: dict[str, tuple[Any, KeyPath]] = {
             key: (value, ("defaults", key)) for key, value in _BUILTIN_DEFAULTS.items()
@@ -221,9 +374,9 @@ class _Reader:
         defaults.update({key: (raw[key], ("defaults", key)) for key in _OPTION_KEYS if key in raw})
         return defaults
 
-    def _read_targets(self, raw: Any, defaults: dict[str, tuple[Any, KeyPath]]) -> tuple[TargetConfig, ...]:
+    def _read_targets(self, raw: Any, defaults: _Defaults) -> tuple[TargetConfig, ...]:
         if raw is None:
-            self.problem(("targets",), "is required: list at least one SMTP server to probe")
+            self.problem(("targets",), "is required: list at least one SMTP server to probe (or define modules)")
             return ()
         if not isinstance(raw, list):
             self.problem(("targets",), "must be a list of targets")
@@ -249,47 +402,32 @@ class _Reader:
                 targets.append(target)
         return tuple(targets)
 
-    def _read_target(self, raw: Any, path: KeyPath, defaults: dict[str, tuple[Any, KeyPath]]) -> TargetConfig | None:
+    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> TargetConfig | None:
         if not isinstance(raw, dict):
             self.problem(path, "must be a mapping with at least 'host'")
             return None
         self._reject_unknown_keys(raw, path, _TARGET_KEYS)
         problems_before = self.problems_seen
-
-        def option(key: str) -> tuple[Any, KeyPath]:
-            if key in raw:
-                return raw[key], (*path, key)
-            return defaults.get(key, (None, (*path, key)))
-
+        option = _option_reader(raw, path, defaults)
         host = self._string(raw.get("host"), (*path, "host"), required=True)
-        tls = self._choice(*option("tls"), TlsMode)
-        port = self._port(raw.get("port"), (*path, "port"), tls)
+        options = self._read_probe_options(option)
+        port = self._port(raw.get("port"), (*path, "port"), options.tls if options else None)
         interval = self._duration(*option("interval"))
-        timeout = self._duration(*option("timeout"))
-        if interval is not None and timeout is not None and timeout >= interval:
+        if interval is not None and options is not None and options.timeout >= interval:
             self.problem(
                 option("timeout")[1],
-                f"timeout ({_seconds(timeout)}) must be shorter than the interval ({_seconds(interval)})",
+                f"timeout ({_seconds(options.timeout)}) must be shorter than the interval ({_seconds(interval)})",
             )
-        ehlo_raw, ehlo_path = option("ehlo_name")
-        ehlo_name = self._string(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
         server_name = self._string(raw.get("server_name"), (*path, "server_name")) or host
         name = self._string(raw.get("name"), (*path, "name")) or (f"{host}:{port}" if host and port else "")
-        ca_file = self._ca_file(*option("ca_file"))
-        family = self._choice(*option("address_family"), AddressFamily)
         labels = self._labels(raw.get("labels"), (*path, "labels"))
-        auth = self._auth(*option("auth"))
-        allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
         send = self._send(*option("send"))
         if (
             self.problems_seen > problems_before
+            or options is None
             or host is None
             or port is None
-            or tls is None
             or interval is None
-            or timeout is None
-            or family is None
-            or ehlo_name is None
             or server_name is None
         ):
             return None
@@ -297,18 +435,79 @@ class _Reader:
             name=name,
             host=host,
             port=port,
-            tls=tls,
             server_name=server_name,
-            ehlo_name=ehlo_name,
             interval=interval,
-            timeout=timeout,
-            ca_file=ca_file,
-            address_family=family,
             labels=labels,
-            auth=auth,
-            allow_plaintext_auth=bool(allow_plaintext_auth),
             send=send,
+            **options.as_target_fields(),
         )
+
+    def _read_probe_options(self, option: _OptionReader) -> _ProbeOptions | None:
+        """The options targets and /probe modules share."""
+        problems_before = self.problems_seen
+        tls = self._choice(*option("tls"), TlsMode)
+        timeout = self._duration(*option("timeout"))
+        ehlo_raw, ehlo_path = option("ehlo_name")
+        ehlo_name = self._string(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
+        ca_file = self._ca_file(*option("ca_file"))
+        family = self._choice(*option("address_family"), AddressFamily)
+        auth = self._auth(*option("auth"))
+        allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        if (
+            self.problems_seen > problems_before
+            or tls is None
+            or timeout is None
+            or ehlo_name is None
+            or family is None
+            or allow_plaintext_auth is None
+        ):
+            return None
+        return _ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+
+    def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problem(("modules",), "must be a mapping of module names to probe options")
+            return {}
+        modules: dict[str, ProbeModule] = {}
+        for name, entry in raw.items():
+            path: KeyPath = ("modules", str(name))
+            if not isinstance(entry, dict):
+                self.problem(path, "must be a mapping of probe options (it may be empty: {})")
+                continue
+            self._reject_unknown_keys(entry, path, _MODULE_KEYS)
+            option = _option_reader(entry, path, defaults)
+            options = self._read_probe_options(option)
+            server_name = self._string(entry.get("server_name"), (*path, "server_name"))
+            if options is not None:
+                modules[str(name)] = ProbeModule(str(name), server_name, **options.as_target_fields())
+        return modules
+
+    def _read_probe_allow(self, raw: Any) -> tuple[ProbeAllowRule, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem(("probe_allow",), "must be a list of {host: PATTERN, ports: [...]} entries")
+            return ()
+        rules: list[ProbeAllowRule] = []
+        for index, entry in enumerate(raw):
+            path: KeyPath = ("probe_allow", index)
+            if not isinstance(entry, dict):
+                self.problem(path, "must be a mapping with 'host' (a name pattern or an address range)")
+                continue
+            self._reject_unknown_keys(entry, path, ("host", "ports"))
+            pattern = self._string(entry.get("host"), (*path, "host"), required=True)
+            raw_ports = entry.get("ports", list(DEFAULT_PROBE_PORTS))
+            ports = (
+                [self._port(port, (*path, "ports"), None) for port in raw_ports] if isinstance(raw_ports, list) else []
+            )
+            if not isinstance(raw_ports, list) or not raw_ports:
+                self.problem((*path, "ports"), "must be a non-empty list of port numbers")
+            if pattern is None or None in ports or not ports:
+                continue
+            rules.append(ProbeAllowRule.parse(pattern, frozenset(port for port in ports if port is not None)))
+        return tuple(rules)
 
     def _reject_unknown_keys(self, raw: dict[Any, Any], path: KeyPath, known: Sequence[str]) -> None:
         for key in raw:
@@ -422,25 +621,13 @@ class _Reader:
         name = self._string(raw, path)
         if name is None:
             return None
-        if source == "password_env":
-            value = os.environ.get(name)
-            if not value:
-                self.problem(path, f"environment variable {name} is not set or empty")
-                return None
-            return Secret(value)
-        password_file = (self.source.parent / name) if not os.path.isabs(name) else Path(name)
         try:
-            content = password_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-            self.problem(path, f"cannot read {password_file}: {reason}")
+            if source == "password_env":
+                return password_from_env(name)
+            return password_from_file(self.source.parent / name)  # an absolute name replaces the parent
+        except PasswordUnavailable as exc:
+            self.problem(path, str(exc))
             return None
-        # Editors and `echo` add a final newline; it is never part of the password.
-        value = content.removesuffix("\n").removesuffix("\r")
-        if not value:
-            self.problem(path, f"{password_file} is empty")
-            return None
-        return Secret(value)
 
     def _send(self, raw: Any, path: KeyPath) -> SendConfig | None:
         if raw is None:
@@ -473,8 +660,7 @@ class _Reader:
         address = self._string(raw, path, required=True)
         if address is None:
             return None
-        # These characters would let an address rewrite the SMTP command line.
-        if "@" not in address or any(char in address for char in "<>\r\n \t"):
+        if not is_plain_address(address):
             self.problem(path, f"{address!r} is not a plain mail address such as probe@example.net")
             return None
         return address

@@ -298,3 +298,26 @@ def format_value(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
+
+
+# /probe answers describe one probe, not the schedule, and carry no counters.
+_NOT_FOR_ONE_PROBE = frozenset(
+    {"smtp_probes_total", "smtp_probe_failures_total", "smtp_send_success", "smtp_send_timestamp_seconds"}
+)
+
+
+def render_probe(target: TargetConfig, result: ProbeResult, now: float) -> str:
+    """The metrics of one on-demand probe, without the target label (Prometheus adds instance)."""
+    columns = render_target(TargetRecord(target, result), labels="")
+    leaf = result.tls.leaf if result.tls else None
+    parts: list[str] = []
+    for family, column in zip(TARGET_FAMILIES, columns, strict=True):
+        if family.name in _NOT_FOR_ONE_PROBE:
+            continue
+        text = column
+        if family.name == "smtp_cert_expiry_days" and leaf is not None and leaf.not_after is not None:
+            text = _sample(family.name, "", (leaf.not_after - now) / 86400)
+        if text:
+            help_text = family.help.replace("the last scheduled probe", "this probe")
+            parts.append(Family(family.name, family.type, help_text).header() + text)
+    return "".join(parts)

@@ -191,10 +191,17 @@ async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabi
 
 async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthConfig) -> None:
     over_tls = run.tls is not None
-    if not over_tls and not run.target.allow_plaintext_auth:
-        reason = "credentials are sent only over TLS (allow_plaintext_auth is off)"
-        run.auth = AuthOutcome(success=False, mechanism=None, reply=reason)
-        run.fail(Reason.AUTH_PLAINTEXT_REFUSED, reason, phase=Phase.AUTH)
+    verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    if not verified and not run.target.allow_plaintext_auth:
+        # Credentials sent every minute to whoever answers would be a gift to
+        # anyone in the path: they go only where a mail client would send them.
+        if over_tls:
+            refusal, why = Reason.AUTH_UNVERIFIED_REFUSED, "the server's certificate is not verified"
+        else:
+            refusal, why = Reason.AUTH_PLAINTEXT_REFUSED, "the connection is not encrypted"
+        detail = f"credentials not sent: {why} (allow_plaintext_auth is off)"
+        run.auth = AuthOutcome(success=False, mechanism=None, reply=detail)
+        run.fail(refusal, detail, phase=Phase.AUTH)
         return
     ehlo = run.ehlo_after_tls if over_tls else run.ehlo
     offered = ehlo.auth_mechanisms if ehlo is not None else frozenset()

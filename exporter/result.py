@@ -47,6 +47,7 @@ class Reason(enum.StrEnum):
     AUTH_TEMPORARY_FAILURE = "auth_temporary_failure"
     AUTH_MECHANISM_UNSUPPORTED = "auth_mechanism_unsupported"
     AUTH_PLAINTEXT_REFUSED = "auth_plaintext_refused"
+    AUTH_UNVERIFIED_REFUSED = "auth_unverified_refused"
     MAIL_FROM_REJECTED = "mail_from_rejected"
     RCPT_REJECTED = "rcpt_rejected"
     DATA_REJECTED = "data_rejected"

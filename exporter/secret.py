@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import os
+from pathlib import Path
 
 REDACTED = "<redacted>"
 
@@ -31,3 +33,27 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Secret is not to be pickled")
+
+
+class PasswordUnavailable(ValueError):
+    """Where a password should come from, and why it cannot. Never holds the password."""
+
+
+def password_from_env(variable: str) -> Secret:
+    value = os.environ.get(variable)
+    if not value:
+        raise PasswordUnavailable(f"environment variable {variable} is not set or empty")
+    return Secret(value)
+
+
+def password_from_file(path: Path) -> Secret:
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise PasswordUnavailable(f"cannot read {path}: {reason}") from None
+    # Editors and `echo` add a final newline; it is never part of the password.
+    value = content.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise PasswordUnavailable(f"{path} is empty")
+    return Secret(value)

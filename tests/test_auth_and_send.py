@@ -25,7 +25,7 @@ from exporter.secret import Secret
 from exporter.tls import handshake_context
 from exporter.trust import TrustStore
 from tests.support.exporter_process import ExporterProcess, Scrape
-from tests.support.pki import SERVER_NAME, Pki
+from tests.support.pki import SERVER_NAME, Pki, self_signed
 from tests.support.servers import AuthHandler, ScenarioServers
 
 USER = "probe@mail.test"
@@ -65,6 +65,7 @@ def auth_landscape(
         "not_offered": AuthHandler(users),
         "temporary": AuthHandler(users, temporary_failure=True),
         "plaintext_refused": AuthHandler(users),
+        "unverified": AuthHandler(users),
         "plaintext_allowed": AuthHandler(users),
         "send": AuthHandler(users),
         "rcpt_rejected": AuthHandler(users, rcpt_reply="550 5.1.1 <nobody@mail.test>: Recipient address rejected"),
@@ -76,8 +77,9 @@ def auth_landscape(
         "plaintext_refused": {"auth_require_tls": False},
         "plaintext_allowed": {"auth_require_tls": False},
     }
+    contexts = {"unverified": self_signed().server_context(cert_dir, "auth-self-signed")}
     ports = {
-        name: servers.smtp(tls_context=context, handler=handler, **server_options.get(name, {}))
+        name: servers.smtp(tls_context=contexts.get(name, context), handler=handler, **server_options.get(name, {}))
         for name, handler in handlers.items()
     }
     auth = "{username: " + USER + ", password_env: " + PASSWORD_ENV + "}"
@@ -157,6 +159,16 @@ def test_auth_failures(auth_landscape: AuthLandscape, target: str, error: tuple[
     assert scrape.value("smtp_auth_success", target=target) == 0
     assert scrape.value("smtp_probe_success", target=target) == 0
     assert _errors(scrape, target) == {error}
+
+
+def test_credentials_go_only_to_a_verified_server(auth_landscape: AuthLandscape) -> None:
+    scrape = auth_landscape.scrape
+    assert scrape.value("smtp_auth_success", target="unverified") == 0
+    assert _errors(scrape, "unverified") == {
+        ("tls_handshake", "cert_untrusted"),
+        ("auth", "auth_unverified_refused"),
+    }
+    assert auth_landscape.handlers["unverified"].attempts == 0
 
 
 def test_credentials_are_never_sent_without_tls_unless_allowed(auth_landscape: AuthLandscape) -> None:

@@ -191,6 +191,12 @@ class ScenarioServers:
         async def close_all() -> None:
             for server in self._servers:
                 server.close()
+            # Conversations still in progress (a server that stalls on purpose)
+            # end here, not when the loop is already closed.
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         self.run(close_all())
         self.loop.call_soon_threadsafe(self.loop.stop)
