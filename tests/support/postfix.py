@@ -37,7 +37,7 @@ inet_interfaces = loopback-only
 inet_protocols = ipv4
 alias_maps =
 alias_database =
-smtpd_banner = $myhostname ESMTP
+smtpd_banner = $myhostname ESMTP $mail_name
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 maillog_file = {maillog}
@@ -98,6 +98,12 @@ class MailServer:
     submission_port: int
     smtps_port: int
     user: str
+    # More STARTTLS submission listeners, for benchmarks that spread load.
+    extra_submission_ports: tuple[int, ...] = ()
+
+    @property
+    def master_pid(self) -> int:
+        return int((self.base / "queue" / "pid" / "master.pid").read_text().split()[0])
 
     @property
     def mailbox(self) -> Path:
@@ -118,14 +124,15 @@ class MailServer:
         return messages
 
 
-def start_mail_server(server_pem: bytes, user: str, password: str) -> MailServer:
+def start_mail_server(server_pem: bytes, user: str, password: str, *, extra_submission_ports: int = 0) -> MailServer:
     """Configure and start Postfix and Dovecot; stop them with ``stop_mail_server``."""
     # Postfix's daemons run as the postfix user, so the tree must be
     # traversable; pytest's temporary directories are private to root.
     base = Path(tempfile.mkdtemp(prefix="smtp-tls-exporter-postfix-"))
     base.chmod(0o755)
     maillog = Path(f"/var/log/smtp-tls-exporter-test-{secrets.token_hex(4)}.log")
-    server = MailServer(base, maillog, closed_port(), closed_port(), user)
+    extra = tuple(closed_port() for _ in range(extra_submission_ports))
+    server = MailServer(base, maillog, closed_port(), closed_port(), user, extra)
     for directory in ("postfix", "queue", "data", "mail", "dovecot-run"):
         (base / directory).mkdir()
     shutil.chown(base / "data", "postfix")
@@ -145,14 +152,15 @@ def start_mail_server(server_pem: bytes, user: str, password: str) -> MailServer
     _run("postconf", *config, "-MX", "smtp/inet")  # no port 25 on every interface
     _run("postconf", *config, "-F", "*/*/chroot = n")
     auth = "-o smtpd_sasl_auth_enable=yes"
-    _run("postconf", *config, "-M", _service(server.submission_port, f"{auth} -o smtpd_tls_security_level=encrypt"))
+    for port in (server.submission_port, *server.extra_submission_ports):
+        _run("postconf", *config, "-M", _service(port, f"{auth} -o smtpd_tls_security_level=encrypt"))
     _run("postconf", *config, "-M", _service(server.smtps_port, f"{auth} -o smtpd_tls_wrappermode=yes"))
     _run("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
     try:
         _run("postfix", *config, "start")  # creates the queue, where Dovecot puts its socket
         _run("dovecot", "-c", str(base / "dovecot.conf"))
-        _wait_for_port(server.submission_port)
-        _wait_for_port(server.smtps_port)
+        for port in (server.submission_port, server.smtps_port, *server.extra_submission_ports):
+            _wait_for_port(port)
     except BaseException:
         stop_mail_server(server)
         raise
