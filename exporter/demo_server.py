@@ -3,7 +3,9 @@
 Just enough of RFC 5321, 3207 and 4954 for the exporter's probe to exercise
 every phase against it, on loopback only. Messages are accepted and
 discarded. It is not a mail server: no relaying, no queue, and every input is
-capped so a stray client cannot make it grow.
+capped so a stray client cannot make it grow. Nor is it hardened: commands
+pipelined behind STARTTLS are not discarded (RFC 3207 section 4.2), which a
+real server must do; asyncio's streams do not expose their buffer to do it.
 """
 
 from __future__ import annotations
