@@ -61,6 +61,7 @@ def daemon_parser() -> argparse.ArgumentParser:
 # main(argv) -> exit status; imported only when used.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("exporter.check_command", "probe one server now and explain the result"),
+    "demo": ("exporter.demo", "start SMTP servers in every posture on loopback and probe them"),
 }
 
 

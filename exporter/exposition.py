@@ -77,6 +77,8 @@ TARGET_FAMILIES = (
     Family("smtp_send_success", "gauge", "1 if the last test message was accepted (sent on its own interval)."),
     Family("smtp_send_timestamp_seconds", "gauge", "Unix time at which the last test message send finished."),
     Family("smtp_target_info", "gauge", "Configured target: host, port, TLS mode and server name."),
+    # Lets an alert tell "not probed for three intervals" without knowing the config.
+    Family("smtp_target_interval_seconds", "gauge", "Configured interval between scheduled probes of the target."),
 )
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
 _EXPIRY_COLUMN = _COLUMN["smtp_cert_expiry_days"]
@@ -150,6 +152,7 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     target = record.config
     target_info = (("host", target.host), ("port", str(target.port)), ("tls", target.tls.value))
     out.put("smtp_target_info", 1, (*target_info, ("server_name", target.server_name)))
+    out.put("smtp_target_interval_seconds", target.interval)
     if record.last_send is not None:
         out.put("smtp_send_success", record.last_send.success)
         out.put("smtp_send_timestamp_seconds", record.last_send.finished_at)
@@ -302,7 +305,13 @@ def format_value(value: float) -> str:
 
 # /probe answers describe one probe, not the schedule, and carry no counters.
 _NOT_FOR_ONE_PROBE = frozenset(
-    {"smtp_probes_total", "smtp_probe_failures_total", "smtp_send_success", "smtp_send_timestamp_seconds"}
+    {
+        "smtp_probes_total",
+        "smtp_probe_failures_total",
+        "smtp_send_success",
+        "smtp_send_timestamp_seconds",
+        "smtp_target_interval_seconds",
+    }
 )
 
 
