@@ -88,7 +88,7 @@ def _drive_blackbox(url: str, rate: float, seconds: float) -> int:
 
     def one() -> None:
         nonlocal successes
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=10) as response:
             if b"\nprobe_success 1" in response.read():
                 with lock:
                     successes += 1
@@ -106,7 +106,7 @@ def _drive_blackbox(url: str, rate: float, seconds: float) -> int:
 
 
 def _probes_done(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         scrape = Scrape(response.read().decode())
     return int(sum(value for _, value in scrape.find("smtp_probes_total")))
 
@@ -137,7 +137,9 @@ def run(rounds: int, seconds: float, rate: float, exporter_args: list[str]) -> l
         )
         try:
             wait_for_http(f"http://127.0.0.1:{bb_port}/-/healthy")
-            probe_url = f"http://127.0.0.1:{bb_port}/probe?module=smtp_starttls&target=127.0.0.1:{server.submission_port}"
+            probe_url = (
+                f"http://127.0.0.1:{bb_port}/probe?module=smtp_starttls&target=127.0.0.1:{server.submission_port}"
+            )
             _drive_blackbox(probe_url, rate, 2)  # warm-up
             for _ in range(rounds):
                 phases.append(_blackbox_phase(blackbox.pid, server.master_pid, probe_url, rate, seconds))
@@ -171,10 +173,20 @@ def _our_phase(config: Path, server_pid: int, seconds: float, exporter_args: lis
             time.monotonic(),
         )
         time.sleep(seconds)
-        probes_after, cpu_after, server_after = _probes_done(port), cpu_seconds(process.pid), tree_cpu_seconds(server_pid)
+        probes_after, cpu_after, server_after = (
+            _probes_done(port),
+            cpu_seconds(process.pid),
+            tree_cpu_seconds(server_pid),
+        )
     finally:
         stop(process)
-    return Phase("smtp-tls-exporter", probes_after - probes, time.monotonic() - started, cpu_after - cpu, server_after - server_cpu)
+    return Phase(
+        "smtp-tls-exporter",
+        probes_after - probes,
+        time.monotonic() - started,
+        cpu_after - cpu,
+        server_after - server_cpu,
+    )
 
 
 def report(phases: list[Phase], rate: float, exporter_args: list[str]) -> str:

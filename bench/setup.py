@@ -43,7 +43,9 @@ def postfix_server(extra_ports: int = 0) -> Iterator[tuple[MailServer, Pki]]:
     directory = Path(tempfile.mkdtemp(prefix="smtp-bench-pki-"))
     pki = Pki(directory)
     leaf = pki.leaf(SERVER_NAME)
-    server = start_mail_server(leaf.key_pem + leaf.chain_pem, "bench@mail.test", "bench", extra_submission_ports=extra_ports)
+    server = start_mail_server(
+        leaf.key_pem + leaf.chain_pem, "bench@mail.test", "bench", extra_submission_ports=extra_ports
+    )
     try:
         yield server, pki
     finally:
@@ -62,7 +64,7 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=5):
                 return
         except OSError:
             if time.monotonic() > deadline:
