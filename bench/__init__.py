@@ -1,0 +1,1 @@
+"""Benchmarks and long runs: measured here, never asserted as timings in tests."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from exporter import __version__
 from exporter.config import ConfigError
 from exporter.daemon import Daemon, load_runtime, serve
 from exporter.logs import LEVELS, configure_logging
+from exporter.scheduler import Shard
 from exporter.web import ListenError, bind
 
 DEFAULT_LISTEN_ADDRESS = ":10587"
@@ -22,9 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def daemon_parser() -> argparse.ArgumentParser:
+    commands = "".join(f"\n  smtp-tls-exporter {name} ...   {text}" for name, (_, text) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="smtp-tls-exporter",
-        description="Probe SMTP servers (STARTTLS, TLS, certificates) on a schedule and export Prometheus metrics.",
+        description="Probe SMTP servers (STARTTLS, TLS, certificates) on a schedule and export Prometheus metrics."
+        + (f"\n\nother commands:{commands}" if commands else ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config.file", dest="config_file", type=Path, default=Path(DEFAULT_CONFIG_FILE),
@@ -42,13 +47,30 @@ def daemon_parser() -> argparse.ArgumentParser:
         "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=256,
         help="scheduled probes allowed to run at the same time (default: 256)",
     )  # fmt: skip
+    parser.add_argument(
+        "--shard", type=_shard, default=None, metavar="K/N",
+        help="probe only share K of N (0-based) of the targets, by a stable hash of their names",
+    )  # fmt: skip
     parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info")
     parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
     parser.add_argument("--version", action="version", version=f"smtp-tls-exporter {__version__}")
     return parser
 
 
+# Subcommands: name -> (module, one-line description). Each module has
+# main(argv) -> exit status; imported only when used.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("exporter.check_command", "probe one server now and explain the result"),
+    "demo": ("exporter.demo", "start SMTP servers in every posture on loopback and probe them"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+        status: int = module.main(argv[1:])
+        return status
     arguments = daemon_parser().parse_args(argv)
     configure_logging(arguments.log_level, arguments.log_format)
     if arguments.config_check:
@@ -68,7 +90,7 @@ def _check_config(path: Path) -> int:
 
 
 def _run_daemon(arguments: argparse.Namespace) -> int:
-    daemon = Daemon(arguments.config_file, max_concurrency=arguments.max_concurrency)
+    daemon = Daemon(arguments.config_file, max_concurrency=arguments.max_concurrency, shard=arguments.shard)
     try:
         daemon.load()
         listener = bind(arguments.listen_address)
@@ -81,6 +103,13 @@ def _run_daemon(arguments: argparse.Namespace) -> int:
     log.info("starting smtp-tls-exporter", extra={"version": __version__, "config": str(arguments.config_file)})
     asyncio.run(serve(daemon, listener))
     return 0
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:

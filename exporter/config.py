@@ -8,14 +8,18 @@ once, so a person fixes a config in one pass.
 from __future__ import annotations
 
 import enum
+import fnmatch
+import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
+from exporter.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.yaml_source import Path as KeyPath
 from exporter.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
 
@@ -58,6 +62,30 @@ _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
+class AuthMechanism(enum.StrEnum):
+    PLAIN = "PLAIN"
+    LOGIN = "LOGIN"
+    CRAM_MD5 = "CRAM-MD5"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    username: str
+    password: Secret
+    # None: pick the strongest mechanism both sides support (see auth.py).
+    mechanism: AuthMechanism | None = None
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    """A test message sent through the target now and then."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str = "SMTP probe"
+    interval: float = 3600.0
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     name: str
@@ -71,12 +99,86 @@ class TargetConfig:
     ca_file: Path | None = None
     address_family: AddressFamily = AddressFamily.ANY
     labels: tuple[tuple[str, str], ...] = ()
+    auth: AuthConfig | None = None
+    # Credentials go only over verified TLS (trusted chain, matching name)
+    # unless this is set.
+    allow_plaintext_auth: bool = False
+    send: SendConfig | None = None
+
+
+@dataclass(frozen=True)
+class ProbeModule:
+    """A named probe profile for /probe: a target's options without the target."""
+
+    name: str
+    # None: the probed host is the server name.
+    server_name: str | None
+    tls: TlsMode
+    timeout: float
+    ehlo_name: str
+    ca_file: Path | None
+    address_family: AddressFamily
+    auth: AuthConfig | None
+    allow_plaintext_auth: bool
+
+    def target_for(self, host: str, port: int | None, *, timeout: float | None = None) -> TargetConfig:
+        port = port or DEFAULT_PORTS[self.tls]
+        timeout = self.timeout if timeout is None else timeout
+        return TargetConfig(
+            name=f"{host}:{port}",
+            host=host,
+            port=port,
+            tls=self.tls,
+            server_name=self.server_name or host,
+            ehlo_name=self.ehlo_name,
+            interval=timeout * 2,  # never scheduled; a target just needs one
+            timeout=timeout,
+            ca_file=self.ca_file,
+            address_family=self.address_family,
+            auth=self.auth,
+            allow_plaintext_auth=self.allow_plaintext_auth,
+        )
+
+
+@dataclass(frozen=True)
+class ProbeAllowRule:
+    """Which hosts and ports /probe may reach: a name pattern or an address range."""
+
+    pattern: str
+    ports: frozenset[int]
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+
+    @classmethod
+    def parse(cls, pattern: str, ports: frozenset[int]) -> ProbeAllowRule:
+        try:
+            network = ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            return cls(pattern.lower().rstrip("."), ports)
+        return cls(pattern, ports, network)
+
+    def allows(self, host: str, port: int) -> bool:
+        if port not in self.ports:
+            return False
+        if self.network is not None:
+            try:
+                return ipaddress.ip_address(host.strip("[]")) in self.network
+            except ValueError:
+                return False
+        return fnmatch.fnmatchcase(host.lower().rstrip("."), self.pattern)
 
 
 @dataclass(frozen=True)
 class Config:
     source: Path
     targets: tuple[TargetConfig, ...]
+    # Things that work but deserve attention, such as a literal password.
+    warnings: tuple[ConfigProblem, ...] = ()
+    modules: Mapping[str, ProbeModule] = field(default_factory=lambda: MappingProxyType({}))
+    # Empty: /probe refuses every target.
+    probe_allow: tuple[ProbeAllowRule, ...] = ()
+
+    def probe_allowed(self, host: str, port: int) -> bool:
+        return any(rule.allows(host, port) for rule in self.probe_allow)
 
 
 @dataclass(frozen=True)
@@ -97,9 +199,26 @@ class ConfigError(ValueError):
 
 
 # Options a target may set and `defaults:` may give to every target.
-_OPTION_KEYS = ("interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family")
+_OPTION_KEYS = (
+    "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
+)  # fmt: skip
+_MODULE_KEYS = (
+    "tls",
+    "server_name",
+    "ehlo_name",
+    "timeout",
+    "ca_file",
+    "address_family",
+    "auth",
+    "allow_plaintext_auth",
+)
+# What /probe may reach when an allow-list entry names no ports: the SMTP ones.
+DEFAULT_PROBE_PORTS = (25, 465, 587)
+_AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
+_PASSWORD_SOURCES = ("password", "password_env", "password_file")
+_SEND_KEYS = ("from", "to", "subject", "interval")
 _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", *_OPTION_KEYS)
-_TOP_LEVEL_KEYS = ("defaults", "targets")
+_TOP_LEVEL_KEYS = ("defaults", "targets", "modules", "probe_allow")
 
 _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "interval": "60s",
@@ -107,7 +226,68 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "tls": "starttls",
     "ca_file": None,
     "address_family": "any",
+    "allow_plaintext_auth": False,
 }
+
+
+_Defaults = dict[str, tuple[Any, "KeyPath"]]
+_OptionReader = Callable[[str], tuple[Any, "KeyPath"]]
+
+
+def _option_reader(raw: dict[Any, Any], path: KeyPath, defaults: _Defaults) -> _OptionReader:
+    """An option's value and key path: the entry's own, else the default's."""
+
+    def option(key: str) -> tuple[Any, KeyPath]:
+        if key in raw:
+            return raw[key], (*path, key)
+        return defaults.get(key, (None, (*path, key)))
+
+    return option
+
+
+@dataclass(frozen=True)
+class _ProbeOptions:
+    tls: TlsMode
+    timeout: float
+    ehlo_name: str
+    ca_file: Path | None
+    address_family: AddressFamily
+    auth: AuthConfig | None
+    allow_plaintext_auth: bool
+
+    def as_target_fields(self) -> dict[str, Any]:
+        return {
+            "tls": self.tls,
+            "timeout": self.timeout,
+            "ehlo_name": self.ehlo_name,
+            "ca_file": self.ca_file,
+            "address_family": self.address_family,
+            "auth": self.auth,
+            "allow_plaintext_auth": self.allow_plaintext_auth,
+        }
+
+
+def split_host_port(server: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address. Raises ValueError."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif server.count(":") == 1:
+        host, _, port_text = server.partition(":")
+    else:
+        host, port_text = server, ""
+    if not host:
+        raise ValueError(f"no host in {server!r}")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port in {server!r}")
+    return host, int(port_text)
+
+
+def is_plain_address(address: str) -> bool:
+    """local@domain with nothing that could rewrite an SMTP command line."""
+    return "@" in address and not any(char in address for char in "<>\r\n \t")
 
 
 def load_config(source: Path) -> Config:
@@ -147,6 +327,7 @@ class _Reader:
     source: Path
     document: YamlDocument
     problems: list[ConfigProblem] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
     # Counts repeats too, so a target knows when one of its options failed.
     problems_seen: int = 0
 
@@ -166,10 +347,20 @@ class _Reader:
             return None
         self._reject_unknown_keys(root, (), _TOP_LEVEL_KEYS)
         defaults = self._read_defaults(root.get("defaults"))
-        targets = self._read_targets(root.get("targets"), defaults)
-        return Config(source=self.source, targets=targets)
+        modules = self._read_modules(root.get("modules"), defaults)
+        probe_allow = self._read_probe_allow(root.get("probe_allow"))
+        # Without targets but with modules, this exporter serves /probe only.
+        only_probe = "targets" not in root and bool(modules)
+        targets = () if only_probe else self._read_targets(root.get("targets"), defaults)
+        return Config(
+            source=self.source,
+            targets=targets,
+            warnings=tuple(self.warnings),
+            modules=MappingProxyType(modules),
+            probe_allow=probe_allow,
+        )
 
-    def _read_defaults(self, raw: Any) -> dict[str, tuple[Any, KeyPath]]:
+    def _read_defaults(self, raw: Any) -> _Defaults:
         """Each option's default value and the key path it came from."""
         defaults: dict[str, tuple[Any, KeyPath]] = {
             key: (value, ("defaults", key)) for key, value in _BUILTIN_DEFAULTS.items()
@@ -183,9 +374,9 @@ class _Reader:
         defaults.update({key: (raw[key], ("defaults", key)) for key in _OPTION_KEYS if key in raw})
         return defaults
 
-    def _read_targets(self, raw: Any, defaults: dict[str, tuple[Any, KeyPath]]) -> tuple[TargetConfig, ...]:
+    def _read_targets(self, raw: Any, defaults: _Defaults) -> tuple[TargetConfig, ...]:
         if raw is None:
-            self.problem(("targets",), "is required: list at least one SMTP server to probe")
+            self.problem(("targets",), "is required: list at least one SMTP server to probe (or define modules)")
             return ()
         if not isinstance(raw, list):
             self.problem(("targets",), "must be a list of targets")
@@ -211,44 +402,32 @@ class _Reader:
                 targets.append(target)
         return tuple(targets)
 
-    def _read_target(self, raw: Any, path: KeyPath, defaults: dict[str, tuple[Any, KeyPath]]) -> TargetConfig | None:
+    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> TargetConfig | None:
         if not isinstance(raw, dict):
             self.problem(path, "must be a mapping with at least 'host'")
             return None
         self._reject_unknown_keys(raw, path, _TARGET_KEYS)
         problems_before = self.problems_seen
-
-        def option(key: str) -> tuple[Any, KeyPath]:
-            if key in raw:
-                return raw[key], (*path, key)
-            return defaults.get(key, (None, (*path, key)))
-
+        option = _option_reader(raw, path, defaults)
         host = self._string(raw.get("host"), (*path, "host"), required=True)
-        tls = self._choice(*option("tls"), TlsMode)
-        port = self._port(raw.get("port"), (*path, "port"), tls)
+        options = self._read_probe_options(option)
+        port = self._port(raw.get("port"), (*path, "port"), options.tls if options else None)
         interval = self._duration(*option("interval"))
-        timeout = self._duration(*option("timeout"))
-        if interval is not None and timeout is not None and timeout >= interval:
+        if interval is not None and options is not None and options.timeout >= interval:
             self.problem(
                 option("timeout")[1],
-                f"timeout ({_seconds(timeout)}) must be shorter than the interval ({_seconds(interval)})",
+                f"timeout ({_seconds(options.timeout)}) must be shorter than the interval ({_seconds(interval)})",
             )
-        ehlo_raw, ehlo_path = option("ehlo_name")
-        ehlo_name = self._string(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
         server_name = self._string(raw.get("server_name"), (*path, "server_name")) or host
         name = self._string(raw.get("name"), (*path, "name")) or (f"{host}:{port}" if host and port else "")
-        ca_file = self._ca_file(*option("ca_file"))
-        family = self._choice(*option("address_family"), AddressFamily)
         labels = self._labels(raw.get("labels"), (*path, "labels"))
+        send = self._send(*option("send"))
         if (
             self.problems_seen > problems_before
+            or options is None
             or host is None
             or port is None
-            or tls is None
             or interval is None
-            or timeout is None
-            or family is None
-            or ehlo_name is None
             or server_name is None
         ):
             return None
@@ -256,15 +435,79 @@ class _Reader:
             name=name,
             host=host,
             port=port,
-            tls=tls,
             server_name=server_name,
-            ehlo_name=ehlo_name,
             interval=interval,
-            timeout=timeout,
-            ca_file=ca_file,
-            address_family=family,
             labels=labels,
+            send=send,
+            **options.as_target_fields(),
         )
+
+    def _read_probe_options(self, option: _OptionReader) -> _ProbeOptions | None:
+        """The options targets and /probe modules share."""
+        problems_before = self.problems_seen
+        tls = self._choice(*option("tls"), TlsMode)
+        timeout = self._duration(*option("timeout"))
+        ehlo_raw, ehlo_path = option("ehlo_name")
+        ehlo_name = self._string(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
+        ca_file = self._ca_file(*option("ca_file"))
+        family = self._choice(*option("address_family"), AddressFamily)
+        auth = self._auth(*option("auth"))
+        allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        if (
+            self.problems_seen > problems_before
+            or tls is None
+            or timeout is None
+            or ehlo_name is None
+            or family is None
+            or allow_plaintext_auth is None
+        ):
+            return None
+        return _ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+
+    def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problem(("modules",), "must be a mapping of module names to probe options")
+            return {}
+        modules: dict[str, ProbeModule] = {}
+        for name, entry in raw.items():
+            path: KeyPath = ("modules", str(name))
+            if not isinstance(entry, dict):
+                self.problem(path, "must be a mapping of probe options (it may be empty: {})")
+                continue
+            self._reject_unknown_keys(entry, path, _MODULE_KEYS)
+            option = _option_reader(entry, path, defaults)
+            options = self._read_probe_options(option)
+            server_name = self._string(entry.get("server_name"), (*path, "server_name"))
+            if options is not None:
+                modules[str(name)] = ProbeModule(str(name), server_name, **options.as_target_fields())
+        return modules
+
+    def _read_probe_allow(self, raw: Any) -> tuple[ProbeAllowRule, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem(("probe_allow",), "must be a list of {host: PATTERN, ports: [...]} entries")
+            return ()
+        rules: list[ProbeAllowRule] = []
+        for index, entry in enumerate(raw):
+            path: KeyPath = ("probe_allow", index)
+            if not isinstance(entry, dict):
+                self.problem(path, "must be a mapping with 'host' (a name pattern or an address range)")
+                continue
+            self._reject_unknown_keys(entry, path, ("host", "ports"))
+            pattern = self._string(entry.get("host"), (*path, "host"), required=True)
+            raw_ports = entry.get("ports", list(DEFAULT_PROBE_PORTS))
+            ports = (
+                [self._port(port, (*path, "ports"), None) for port in raw_ports] if isinstance(raw_ports, list) else []
+            )
+            if not isinstance(raw_ports, list) or not raw_ports:
+                self.problem((*path, "ports"), "must be a non-empty list of port numbers")
+            if pattern is None or None in ports or not ports:
+                continue
+            rules.append(ProbeAllowRule.parse(pattern, frozenset(port for port in ports if port is not None)))
+        return tuple(rules)
 
     def _reject_unknown_keys(self, raw: dict[Any, Any], path: KeyPath, known: Sequence[str]) -> None:
         for key in raw:
@@ -304,12 +547,13 @@ class _Reader:
         return seconds
 
     def _choice(self, raw: Any, path: KeyPath, choices: type[_Choice]) -> _Choice | None:
-        try:
-            return choices(str(raw).lower()) if isinstance(raw, str) else choices(raw)
-        except ValueError:
-            names = ", ".join(choice.value for choice in choices)
-            self.problem(path, f"unknown value {raw!r} (expected one of: {names})")
-            return None
+        """One of an enum's values, compared without regard to case."""
+        for choice in choices:
+            if isinstance(raw, str) and raw.lower() == choice.value.lower():
+                return choice
+        names = ", ".join(choice.value for choice in choices)
+        self.problem(path, f"unknown value {raw!r} (expected one of: {names})")
+        return None
 
     def _ca_file(self, raw: Any, path: KeyPath) -> Path | None:
         if raw is None:
@@ -327,6 +571,99 @@ class _Reader:
             self.problem(path, f"{ca_file} holds no PEM certificate")
             return None
         return ca_file
+
+    def _bool(self, raw: Any, path: KeyPath) -> bool | None:
+        if not isinstance(raw, bool):
+            self.problem(path, f"must be true or false, not {raw!r}")
+            return None
+        return raw
+
+    def _auth(self, raw: Any, path: KeyPath) -> AuthConfig | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping with username and one of password_env, password_file, password")
+            return None
+        self._reject_unknown_keys(raw, path, _AUTH_KEYS)
+        username = self._string(raw.get("username"), (*path, "username"), required=True)
+        sources = [key for key in _PASSWORD_SOURCES if key in raw]
+        if len(sources) != 1:
+            self.problem(path, "needs exactly one of password_env, password_file or password")
+            return None
+        password = self._password(sources[0], raw[sources[0]], (*path, sources[0]))
+        mechanism: AuthMechanism | None = None
+        if raw.get("mechanism", "auto") != "auto":
+            mechanism = self._choice(raw["mechanism"], (*path, "mechanism"), AuthMechanism)
+            if mechanism is None:
+                return None
+        if username is None or password is None:
+            return None
+        return AuthConfig(username=username, password=password, mechanism=mechanism)
+
+    def _password(self, source: str, raw: Any, path: KeyPath) -> Secret | None:
+        """Read the password now, so a missing one is a config error, not a 3 a.m. probe failure.
+
+        No message here may quote the password or a file's content.
+        """
+        if source == "password":
+            if not isinstance(raw, str) or not raw:
+                self.problem(path, "must be a non-empty string")
+                return None
+            self.warnings.append(
+                ConfigProblem(
+                    self.source,
+                    self.document.line_of(path),
+                    format_path(path),
+                    "a literal password in the config file; prefer password_env or password_file",
+                )
+            )
+            return Secret(raw)
+        name = self._string(raw, path)
+        if name is None:
+            return None
+        try:
+            if source == "password_env":
+                return password_from_env(name)
+            return password_from_file(self.source.parent / name)  # an absolute name replaces the parent
+        except PasswordUnavailable as exc:
+            self.problem(path, str(exc))
+            return None
+
+    def _send(self, raw: Any, path: KeyPath) -> SendConfig | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping with from and to")
+            return None
+        self._reject_unknown_keys(raw, path, _SEND_KEYS)
+        sender = self._address(raw.get("from"), (*path, "from"))
+        raw_to = raw.get("to")
+        to_list = raw_to if isinstance(raw_to, list) else [raw_to]
+        if not to_list:
+            self.problem((*path, "to"), "needs at least one recipient")
+        recipients = [self._address(value, (*path, "to")) for value in to_list]
+        subject = self._string(raw.get("subject", "SMTP probe"), (*path, "subject"))
+        if subject is not None and any(char in subject for char in "\r\n"):
+            self.problem((*path, "subject"), "must be one line")
+            subject = None
+        interval = self._duration(raw.get("interval", "1h"), (*path, "interval"))
+        if sender is None or subject is None or interval is None or None in recipients or not to_list:
+            return None
+        return SendConfig(
+            sender=sender,
+            recipients=tuple(recipient for recipient in recipients if recipient is not None),
+            subject=subject,
+            interval=interval,
+        )
+
+    def _address(self, raw: Any, path: KeyPath) -> str | None:
+        address = self._string(raw, path, required=True)
+        if address is None:
+            return None
+        if not is_plain_address(address):
+            self.problem(path, f"{address!r} is not a plain mail address such as probe@example.net")
+            return None
+        return address
 
     def _labels(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
         if raw is None:

@@ -167,6 +167,14 @@ class SmtpConnection:
         self._transcript.client(line if shown_as is None else shown_as)
         self._transport.write(line.encode("utf-8") + b"\r\n")
 
+    def send_data(self, message: bytes) -> None:
+        """Send a dot-stuffed message and the line that ends DATA (RFC 5321 section 4.1.1.4)."""
+        if self._protocol.closed:
+            raise _closed_error(self._protocol.lost_because)
+        self._transcript.client(f"<message of {len(message)} octets>")
+        self._transcript.client(".")
+        self._transport.write(message + b".\r\n")
+
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> ssl.SSLObject:
         """Upgrade to TLS. Plaintext received before this point is discarded."""
         discarded = len(self._protocol.buffer)

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -16,9 +17,10 @@ from exporter import __version__
 from exporter.config import Config, ConfigError, ConfigProblem, TargetConfig, load_config
 from exporter.exposition import ExporterStatus, MetricsRenderer
 from exporter.landing import landing_page
+from exporter.on_demand import ProbeResponse, probe_on_demand
 from exporter.probe import ProbeTools, run_probe
 from exporter.result import ProbeResult
-from exporter.scheduler import LagHistogram, Scheduler
+from exporter.scheduler import LagHistogram, Scheduler, Shard
 from exporter.store import ResultStore
 from exporter.tls import handshake_context
 from exporter.trust import TrustStore
@@ -34,24 +36,29 @@ def load_runtime(path: Path) -> tuple[Config, dict[Path | None, ProbeTools]]:
     any other config problem.
     """
     config = load_config(path)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     context = handshake_context()
     tools: dict[Path | None, ProbeTools] = {}
     problems: list[ConfigProblem] = []
-    for index, target in enumerate(config.targets):
-        if target.ca_file in tools:
+    users = [(f"targets[{index}]", target.ca_file) for index, target in enumerate(config.targets)]
+    users += [(f"modules.{name}", module.ca_file) for name, module in config.modules.items()]
+    for where, ca_file in users:
+        if ca_file in tools:
             continue
         try:
-            tools[target.ca_file] = ProbeTools(context, TrustStore(target.ca_file))
+            tools[ca_file] = ProbeTools(context, TrustStore(ca_file))
         except crypto.Error as exc:
-            problems.append(ConfigProblem(path, 0, f"targets[{index}].ca_file", f"OpenSSL cannot load it: {exc}"))
+            problems.append(ConfigProblem(path, 0, f"{where}.ca_file", f"OpenSSL cannot load it: {exc}"))
     if problems:
         raise ConfigError(problems)
     return config, tools
 
 
 class Daemon:
-    def __init__(self, config_path: Path, *, max_concurrency: int) -> None:
+    def __init__(self, config_path: Path, *, max_concurrency: int, shard: Shard | None = None) -> None:
         self.config_path = config_path
+        self._shard = shard
         self.store = ResultStore()
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
@@ -70,14 +77,15 @@ class Daemon:
         self._config, self._tools = load_runtime(self.config_path)
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
-        self.store.set_targets(self._config.targets)
+        self.store.set_targets(self._scheduled_targets())
 
     def start(self) -> None:
         if self._config is None:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
-        self._scheduler.set_targets(self._config.targets)
-        log.info("probing targets on schedule", extra={"targets": len(self._config.targets)})
+        self._scheduler.set_targets(self._scheduled_targets())
+        shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
+        log.info("probing targets on schedule", extra={"targets": len(self.store), "shard": shard})
 
     async def stop(self) -> None:
         if self._scheduler is not None:
@@ -93,11 +101,22 @@ class Daemon:
         self._config, self._tools = config, tools
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
-        self.store.set_targets(config.targets)
+        self.store.set_targets(self._scheduled_targets())
         if self._scheduler is not None:
-            self._scheduler.set_targets(config.targets)
-        log.info("config reloaded", extra={"targets": len(config.targets)})
+            self._scheduler.set_targets(self._scheduled_targets())
+        log.info("config reloaded", extra={"targets": len(self.store)})
         return None
+
+    def _scheduled_targets(self) -> tuple[TargetConfig, ...]:
+        """This replica's share of the configured targets."""
+        shard = self._shard
+        targets = self._config.targets if self._config is not None else ()
+        return targets if shard is None else tuple(target for target in targets if shard.owns(target.name))
+
+    async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse:
+        if self._config is None:
+            return ProbeResponse(503, "the configuration is not loaded yet\n")
+        return await probe_on_demand(self._config, self._tools.__getitem__, query, scrape_timeout_header)
 
     def metrics_text(self) -> str:
         scheduler = self._scheduler
@@ -116,7 +135,13 @@ class Daemon:
         return landing_page(self.store.records(), version=__version__)
 
     async def _probe(self, target: TargetConfig) -> ProbeResult:
-        return await run_probe(target, self._tools[target.ca_file])
+        return await run_probe(target, self._tools[target.ca_file], send_due=self._send_due(target))
+
+    def _send_due(self, target: TargetConfig) -> bool:
+        if target.send is None:
+            return False
+        last = self.store.last_send(target.name)
+        return last is None or time.time() - last.finished_at >= target.send.interval
 
     def _record(self, target: TargetConfig, result: ProbeResult) -> None:
         previous = self.store.record_result(target, result)

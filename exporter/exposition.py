@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config import TargetConfig
-from exporter.result import ProbeResult, TlsSession
+from exporter.result import ProbeResult, SendOutcome, TlsSession
 from exporter.scheduler import LagHistogram
 from exporter.store import TargetRecord
 from exporter.tls import TLS_VERSION_NUMBERS
@@ -73,7 +73,12 @@ TARGET_FAMILIES = (
         "gauge",
         f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",
     ),
+    Family("smtp_auth_success", "gauge", f"1 if the configured credentials authenticated, {_LAST}."),
+    Family("smtp_send_success", "gauge", "1 if the last test message was accepted (sent on its own interval)."),
+    Family("smtp_send_timestamp_seconds", "gauge", "Unix time at which the last test message send finished."),
     Family("smtp_target_info", "gauge", "Configured target: host, port, TLS mode and server name."),
+    # Lets an alert tell "not probed for three intervals" without knowing the config.
+    Family("smtp_target_interval_seconds", "gauge", "Configured interval between scheduled probes of the target."),
 )
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
 _EXPIRY_COLUMN = _COLUMN["smtp_cert_expiry_days"]
@@ -97,6 +102,7 @@ class _Block:
     config: TargetConfig
     result: ProbeResult | None
     probes_total: int
+    last_send: SendOutcome | None
     labels: str
     columns: tuple[str, ...]
     not_after: float | None
@@ -127,13 +133,14 @@ class MetricsRenderer:
             and cached.config is record.config
             and cached.result is record.result
             and cached.probes_total == record.probes_total
+            and cached.last_send is record.last_send
         ):
             return cached
         labels = target_labels(record.config)
         columns = render_target(record, labels)
         leaf = record.result.tls.leaf if record.result and record.result.tls else None
         not_after = leaf.not_after if leaf is not None else None
-        return _Block(record.config, record.result, record.probes_total, labels, columns, not_after)
+        return _Block(record.config, record.result, record.probes_total, record.last_send, labels, columns, not_after)
 
 
 def target_labels(target: TargetConfig) -> str:
@@ -148,6 +155,10 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     target = record.config
     target_info = (("host", target.host), ("port", str(target.port)), ("tls", target.tls.value))
     out.put("smtp_target_info", 1, (*target_info, ("server_name", target.server_name)))
+    out.put("smtp_target_interval_seconds", target.interval)
+    if record.last_send is not None:
+        out.put("smtp_send_success", record.last_send.success)
+        out.put("smtp_send_timestamp_seconds", record.last_send.finished_at)
     result = record.result
     if result is None:
         return tuple(out.columns)
@@ -171,6 +182,8 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
             out.put("smtp_auth_mechanism_offered", 1, (("mechanism", mechanism),))
+    if result.auth is not None:
+        out.put("smtp_auth_success", result.auth.success)
     return tuple(out.columns)
 
 
@@ -293,3 +306,32 @@ def format_value(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
+
+
+# /probe answers describe one probe, not the schedule, and carry no counters.
+_NOT_FOR_ONE_PROBE = frozenset(
+    {
+        "smtp_probes_total",
+        "smtp_probe_failures_total",
+        "smtp_send_success",
+        "smtp_send_timestamp_seconds",
+        "smtp_target_interval_seconds",
+    }
+)
+
+
+def render_probe(target: TargetConfig, result: ProbeResult, now: float) -> str:
+    """The metrics of one on-demand probe, without the target label (Prometheus adds instance)."""
+    columns = render_target(TargetRecord(target, result), labels="")
+    leaf = result.tls.leaf if result.tls else None
+    parts: list[str] = []
+    for family, column in zip(TARGET_FAMILIES, columns, strict=True):
+        if family.name in _NOT_FOR_ONE_PROBE:
+            continue
+        text = column
+        if family.name == "smtp_cert_expiry_days" and leaf is not None and leaf.not_after is not None:
+            text = _sample(family.name, "", (leaf.not_after - now) / 86400)
+        if text:
+            help_text = family.help.replace("the last scheduled probe", "this probe")
+            parts.append(Family(family.name, family.type, help_text).header() + text)
+    return "".join(parts)

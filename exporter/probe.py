@@ -1,7 +1,7 @@
 """One probe of one target: the SMTP conversation, phase by phase.
 
-connect -> banner -> EHLO -> [STARTTLS] -> TLS handshake -> EHLO -> QUIT
-(implicit TLS handshakes right after connect). Each phase is timed; the
+connect -> banner -> EHLO -> [STARTTLS -> TLS handshake -> EHLO] -> [AUTH]
+-> [test message] -> QUIT (implicit TLS handshakes right after connect). Each phase is timed; the
 whole probe runs under the target's timeout. Whatever the server does, the
 probe ends with a ProbeResult, never an exception.
 """
@@ -16,10 +16,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from exporter.config import TargetConfig, TlsMode
+from exporter.auth import authenticate, choose_mechanism
+from exporter.config import AuthConfig, SendConfig, TargetConfig, TlsMode
 from exporter.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, format_address
 from exporter.esmtp import EhloCapabilities, parse_ehlo
-from exporter.result import Failure, Phase, ProbeResult, Reason, TlsSession
+from exporter.message import build_message
+from exporter.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome, TlsSession
 from exporter.smtp_reply import ReplyError, SmtpReply
 from exporter.tls import describe_session
 from exporter.transcript import Transcript
@@ -39,8 +41,9 @@ class ProbeTools:
     trust_store: TrustStore
 
 
-async def run_probe(target: TargetConfig, tools: ProbeTools) -> ProbeResult:
-    run = _ProbeRun(target, tools)
+async def run_probe(target: TargetConfig, tools: ProbeTools, *, send_due: bool = False) -> ProbeResult:
+    """Probe ``target`` once; with ``send_due``, also send its test message."""
+    run = _ProbeRun(target, tools, send_due=send_due)
     try:
         async with asyncio.timeout_at(run.deadline):
             await _converse(run)
@@ -81,9 +84,10 @@ class _Abort(Exception):
 class _ProbeRun:
     """Mutable state of one probe in progress; frozen into a ProbeResult at the end."""
 
-    def __init__(self, target: TargetConfig, tools: ProbeTools) -> None:
+    def __init__(self, target: TargetConfig, tools: ProbeTools, *, send_due: bool) -> None:
         self.target = target
         self.tools = tools
+        self.send_due = send_due
         self.started_at = time.time()
         self._started = time.perf_counter()
         self.deadline = asyncio.get_running_loop().time() + target.timeout
@@ -98,6 +102,8 @@ class _ProbeRun:
         self.tls_handshake_succeeded: bool | None = None
         self.tls: TlsSession | None = None
         self.ehlo_after_tls: EhloCapabilities | None = None
+        self.auth: AuthOutcome | None = None
+        self.send: SendOutcome | None = None
 
     @contextlib.contextmanager
     def phase(self, phase: Phase) -> Iterator[None]:
@@ -131,6 +137,8 @@ class _ProbeRun:
             tls_handshake_succeeded=self.tls_handshake_succeeded,
             tls=self.tls,
             ehlo_after_tls=self.ehlo_after_tls,
+            auth=self.auth,
+            send=self.send,
             transcript=self.transcript.lines(),
         )
 
@@ -156,23 +164,104 @@ async def _converse(run: _ProbeRun) -> None:
 
     run.ehlo = ehlo = await _ehlo(run, connection)
     if target.tls is TlsMode.STARTTLS:
-        run.starttls_offered = ehlo.starttls
-        if not ehlo.starttls:
-            run.fail(Reason.STARTTLS_NOT_OFFERED, "EHLO reply lists no STARTTLS", phase=Phase.STARTTLS)
-            await _quit(run, connection)
-            return
-        with run.phase(Phase.STARTTLS):
-            reply = await connection.command("STARTTLS")
-        if reply.code != 220:
-            run.fail(Reason.STARTTLS_REJECTED, str(reply))
-            await _quit(run, connection)
-            return
-        await _handshake(run, connection)
-
+        await _starttls(run, connection, ehlo)
     if run.tls is not None:
         # RFC 3207 section 4.2: forget what was learned before TLS and ask again.
         run.ehlo_after_tls = await _ehlo(run, connection)
+    if target.auth is not None:
+        await _authenticate(run, connection, target.auth)
+    if run.send_due and target.send is not None and _may_send(run):
+        await _send_message(run, connection, target.send)
     await _quit(run, connection)
+
+
+async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabilities) -> None:
+    """Upgrade to TLS; on a refusal, record it and carry on in plaintext (for QUIT)."""
+    run.starttls_offered = ehlo.starttls
+    if not ehlo.starttls:
+        run.fail(Reason.STARTTLS_NOT_OFFERED, "EHLO reply lists no STARTTLS", phase=Phase.STARTTLS)
+        return
+    with run.phase(Phase.STARTTLS):
+        reply = await connection.command("STARTTLS")
+    if reply.code != 220:
+        run.fail(Reason.STARTTLS_REJECTED, str(reply))
+        return
+    await _handshake(run, connection)
+
+
+async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthConfig) -> None:
+    over_tls = run.tls is not None
+    verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    if not verified and not run.target.allow_plaintext_auth:
+        # Credentials sent every minute to whoever answers would be a gift to
+        # anyone in the path: they go only where a mail client would send them.
+        if over_tls:
+            refusal, why = Reason.AUTH_UNVERIFIED_REFUSED, "the server's certificate is not verified"
+        else:
+            refusal, why = Reason.AUTH_PLAINTEXT_REFUSED, "the connection is not encrypted"
+        detail = f"credentials not sent: {why} (allow_plaintext_auth is off)"
+        run.auth = AuthOutcome(success=False, mechanism=None, reply=detail)
+        run.fail(refusal, detail, phase=Phase.AUTH)
+        return
+    ehlo = run.ehlo_after_tls if over_tls else run.ehlo
+    offered = ehlo.auth_mechanisms if ehlo is not None else frozenset()
+    mechanism = choose_mechanism(offered, auth.mechanism, over_tls=over_tls)
+    if mechanism is None:
+        wanted = auth.mechanism.value if auth.mechanism else "PLAIN, LOGIN or CRAM-MD5"
+        detail = f"server offers {' '.join(sorted(offered)) or 'no AUTH'}; we need {wanted}"
+        run.auth = AuthOutcome(success=False, mechanism=None, reply=detail)
+        run.fail(Reason.AUTH_MECHANISM_UNSUPPORTED, detail, phase=Phase.AUTH)
+        return
+    with run.phase(Phase.AUTH):
+        reply = await authenticate(connection, auth, mechanism)
+    run.auth = AuthOutcome(success=reply.code == 235, mechanism=mechanism.value, reply=str(reply))
+    if reply.code == 235:
+        return
+    if 400 <= reply.code < 500:
+        run.fail(Reason.AUTH_TEMPORARY_FAILURE, str(reply))
+    elif reply.code == 504:  # RFC 4954: "Unrecognized authentication type"
+        run.fail(Reason.AUTH_MECHANISM_UNSUPPORTED, str(reply))
+    elif reply.code >= 500:
+        run.fail(Reason.AUTH_FAILED, str(reply))
+    else:
+        raise ReplyError(f"unexpected reply to AUTH: {reply}")
+
+
+def _may_send(run: _ProbeRun) -> bool:
+    """A test message goes out only the way real mail from this client would."""
+    tls_as_configured = run.target.tls is TlsMode.NONE or run.tls is not None
+    authenticated_if_asked = run.target.auth is None or (run.auth is not None and run.auth.success)
+    return tls_as_configured and authenticated_if_asked
+
+
+async def _send_message(run: _ProbeRun, connection: SmtpConnection, send: SendConfig) -> None:
+    message = build_message(send, target_name=run.target.name, domain=run.target.ehlo_name, now=time.time())
+    with run.phase(Phase.SEND):
+        reason, reply = await _mail_transaction(connection, send, message.data)
+    run.send = SendOutcome(
+        success=reason is None, finished_at=time.time(), reply=str(reply), message_id=message.message_id
+    )
+    if reason is not None:
+        run.fail(reason, str(reply))
+
+
+async def _mail_transaction(
+    connection: SmtpConnection, send: SendConfig, message: bytes
+) -> tuple[Reason | None, SmtpReply]:
+    """MAIL FROM, RCPT TO for each recipient, DATA: the failure (None if none) and the deciding reply."""
+    reply = await connection.command(f"MAIL FROM:<{send.sender}>")
+    if not reply.is_positive_completion():
+        return Reason.MAIL_FROM_REJECTED, reply
+    for recipient in send.recipients:
+        reply = await connection.command(f"RCPT TO:<{recipient}>")
+        if not reply.is_positive_completion():
+            return Reason.RCPT_REJECTED, reply
+    reply = await connection.command("DATA")
+    if reply.code != 354:
+        return Reason.DATA_REJECTED, reply
+    connection.send_data(message)
+    reply = await connection.read_reply()
+    return (None if reply.is_positive_completion() else Reason.DATA_REJECTED), reply
 
 
 async def _ehlo(run: _ProbeRun, connection: SmtpConnection) -> EhloCapabilities:

@@ -43,6 +43,14 @@ class Reason(enum.StrEnum):
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     HOSTNAME_MISMATCH = "hostname_mismatch"
     PROTOCOL_ERROR = "protocol_error"
+    AUTH_FAILED = "auth_failed"
+    AUTH_TEMPORARY_FAILURE = "auth_temporary_failure"
+    AUTH_MECHANISM_UNSUPPORTED = "auth_mechanism_unsupported"
+    AUTH_PLAINTEXT_REFUSED = "auth_plaintext_refused"
+    AUTH_UNVERIFIED_REFUSED = "auth_unverified_refused"
+    MAIL_FROM_REJECTED = "mail_from_rejected"
+    RCPT_REJECTED = "rcpt_rejected"
+    DATA_REJECTED = "data_rejected"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -85,6 +93,24 @@ class TlsSession:
 
 
 @dataclass(frozen=True)
+class AuthOutcome:
+    success: bool
+    # None when no mechanism was tried (none in common, or plaintext refused).
+    mechanism: str | None
+    # The server's final reply, or why we did not try.
+    reply: str
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    success: bool
+    finished_at: float
+    # The reply that decided it: the DATA answer on success, the rejection otherwise.
+    reply: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
 class TranscriptLine:
     """One line of the conversation: ``C`` client, ``S`` server, ``*`` an event."""
 
@@ -111,6 +137,10 @@ class ProbeResult:
     tls_handshake_succeeded: bool | None = None
     tls: TlsSession | None = None
     ehlo_after_tls: EhloCapabilities | None = None
+    # None when the target has no auth block or the probe ended before AUTH.
+    auth: AuthOutcome | None = None
+    # None unless a test message was due and the probe got as far as sending it.
+    send: SendOutcome | None = None
     transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
 
     @property

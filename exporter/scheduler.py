@@ -58,6 +58,32 @@ def stable_fraction(name: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Share ``index`` of ``count`` (0-based, like a StatefulSet's ordinals).
+
+    Replicas given the same target list and different shards split it with
+    no coordination: a target belongs to the shard its name hashes to.
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index_text, slash, count_text = text.partition("/")
+        if not slash or not index_text.isdigit() or not count_text.isdigit():
+            raise ValueError(f"invalid shard {text!r} (expected K/N, such as 0/3)")
+        index, count = int(index_text), int(count_text)
+        if count < 1 or index >= count:
+            raise ValueError(f"invalid shard {text!r}: K must be from 0 to N-1")
+        return cls(index, count)
+
+    def owns(self, target_name: str) -> bool:
+        digest = hashlib.sha256(target_name.encode("utf-8")).digest()
+        return int.from_bytes(digest[8:16], "big") % self.count == self.index
+
+
 def next_due(after: float, *, offset: float, interval: float) -> float:
     """The first grid point ``offset + k * interval`` at or after ``after``."""
     steps = math.ceil((after - offset) / interval)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from exporter.config import TargetConfig
-from exporter.result import ProbeResult, Reason
+from exporter.result import ProbeResult, Reason, SendOutcome
 
 
 @dataclass
@@ -15,6 +15,9 @@ class TargetRecord:
     result: ProbeResult | None = None
     probes_total: int = 0
     failures_total: dict[Reason, int] = field(default_factory=dict)
+    # Test messages go out on their own, longer interval; the last outcome
+    # stays current between sends.
+    last_send: SendOutcome | None = None
 
 
 class ResultStore:
@@ -26,9 +29,9 @@ class ResultStore:
     def set_targets(self, targets: Sequence[TargetConfig]) -> None:
         """Adopt a new target list, keeping counters of targets that stay.
 
-        A target whose configuration changed loses its last result (it
-        described another server or another way of probing it) until its
-        next probe; its counters continue.
+        A target whose configuration changed loses its last result and last
+        test message (they described another server or another way of
+        probing it) until its next probe; its counters continue.
         """
         records: dict[str, TargetRecord] = {}
         for target in targets:
@@ -53,7 +56,13 @@ class ResultStore:
         record.probes_total += 1
         for reason in {failure.reason for failure in result.failures}:
             record.failures_total[reason] = record.failures_total.get(reason, 0) + 1
+        if result.send is not None:
+            record.last_send = result.send
         return previous
+
+    def last_send(self, name: str) -> SendOutcome | None:
+        record = self._records.get(name)
+        return record.last_send if record else None
 
     def records(self) -> list[TargetRecord]:
         return list(self._records.values())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
 
 from exporter.exposition import CONTENT_TYPE
+from exporter.on_demand import ProbeResponse
 
 
 class ExporterState(Protocol):
@@ -23,6 +25,8 @@ class ExporterState(Protocol):
     def reload(self) -> str | None:
         """Reload the config; return the error text, or None on success."""
         ...
+
+    async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse: ...
 
 
 def create_app(state: ExporterState) -> web.Application:
@@ -46,9 +50,16 @@ def create_app(state: ExporterState) -> web.Application:
             return web.Response(text="Configuration reloaded\n")
         return web.Response(status=500, text=f"Failed to reload the configuration; keeping the old one:\n{error}\n")
 
+    async def probe(request: web.Request) -> web.Response:
+        answer = await state.probe_now(request.query, request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+        return web.Response(
+            status=answer.status, body=answer.body.encode("utf-8"), headers={"Content-Type": answer.content_type}
+        )
+
     app = web.Application()
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/probe", probe)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)

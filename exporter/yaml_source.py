@@ -61,9 +61,11 @@ def load_yaml(text: str) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise YamlSyntaxError(line, f"{exc.problem or exc}") from exc
+        # Only PyYAML's description, never its quote of the line: the line
+        # could hold a password.
+        raise YamlSyntaxError(line, exc.problem or "syntax error") from exc
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(1, str(exc)) from exc
+        raise YamlSyntaxError(1, "syntax error") from exc
     finally:
         loader.dispose()
 

@@ -36,4 +36,6 @@ install_debian_packages() {
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # Package scripts may start the system's own Postfix or Dovecot; the
+    # tests start private instances on other ports and need neither.
 }

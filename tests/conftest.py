@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.demo_process import POSTURE_NAMES, DemoProcess
 from tests.support.pki import Pki
 from tests.support.servers import ScenarioServers
 
@@ -24,3 +25,14 @@ def servers() -> Iterator[ScenarioServers]:
 @pytest.fixture(scope="session")
 def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-certs")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+    """One ``smtp-tls-exporter demo`` for every test that scrapes it, each posture probed once."""
+    process = DemoProcess(tmp_path_factory.mktemp("demo") / "demo.log")
+    try:
+        process.wait_for_probes(POSTURE_NAMES)
+        yield process
+    finally:
+        process.stop()

@@ -2,8 +2,7 @@
 
 Every kind of mistake the exporter can recognise is named with file, line
 and key path; the daemon does not start on it, and a running daemon keeps
-its previous configuration. (Password files and environment variables
-belong to the authentication options and are tested with them.)
+its previous configuration.
 """
 
 from __future__ import annotations
@@ -35,6 +34,15 @@ BAD_CONFIGS = {
     "port_out_of_range": (_TARGET + "    port: 65536\n", "4: targets[0].port: must be a port number from 1 to 65535"),
     "unknown_tls_mode": (_TARGET + "    tls: startls\n", "4: targets[0].tls: unknown value 'startls'"),
     "empty_target_list": ("targets: []\n", "1: targets: is empty"),
+    "missing_password_env_var": (
+        _TARGET + "    auth: {username: probe, password_env: SMTP_EXPORTER_TEST_UNSET_VARIABLE}\n",
+        "4: targets[0].auth.password_env: environment variable SMTP_EXPORTER_TEST_UNSET_VARIABLE is not set",
+    ),
+    # A directory: unreadable as a file even for root, who reads any mode.
+    "unreadable_password_file": (
+        _TARGET + "    auth: {username: probe, password_file: /}\n",
+        "4: targets[0].auth.password_file: cannot read /: Is a directory",
+    ),
 }
 
 

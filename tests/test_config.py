@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from exporter.config import (
     AddressFamily,
+    AuthMechanism,
     ConfigError,
     ConfigProblem,
     TlsMode,
@@ -156,6 +157,86 @@ def test_invalid_durations(text: str) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config.example.yml"
     assert load_config(example).targets
+
+
+def test_auth_passwords_come_from_env_file_or_literal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_PASSWORD", "from-env")
+    (tmp_path / "password").write_text("from-file\n")
+    source = tmp_path / "config.yml"
+    source.write_text(
+        """targets:
+  - name: env
+    host: a.test
+    auth: {username: u, password_env: PROBE_PASSWORD}
+  - name: file
+    host: a.test
+    auth: {username: u, password_file: password, mechanism: cram-md5}
+  - name: literal
+    host: a.test
+    auth: {username: u, password: from-literal}
+"""
+    )
+    config = load_config(source)
+    passwords = [target.auth.password.reveal() for target in config.targets if target.auth]
+    assert passwords == ["from-env", "from-file", "from-literal"]
+    assert config.targets[1].auth is not None
+    assert config.targets[1].auth.mechanism is AuthMechanism.CRAM_MD5
+    [warning] = config.warnings
+    assert str(warning) == f"{source}:10: targets[2].auth.password: a literal password in the config file; " + (
+        "prefer password_env or password_file"
+    )
+    assert "from-literal" not in repr(config)
+
+
+def test_missing_passwords_are_config_errors_naming_the_target(tmp_path: Path) -> None:
+    problems = _problems(
+        """targets:
+  - host: a.test
+    auth: {username: u, password_env: NO_SUCH_VARIABLE_SET}
+  - host: b.test
+    auth: {username: u, password_file: missing}
+  - host: c.test
+    auth: {username: u}
+  - host: d.test
+    auth: {username: u, password: x, password_env: Y}
+  - host: e.test
+    auth: {username: u, password: x, mechanism: NTLM}
+""",
+        tmp_path,
+    )
+    source = tmp_path / "config.yml"
+    assert problems == [
+        f"{source}:3: targets[0].auth.password_env: environment variable NO_SUCH_VARIABLE_SET is not set or empty",
+        f"{source}:5: targets[1].auth.password_file: cannot read {tmp_path / 'missing'}: No such file or directory",
+        f"{source}:7: targets[2].auth: needs exactly one of password_env, password_file or password",
+        f"{source}:9: targets[3].auth: needs exactly one of password_env, password_file or password",
+        f"{source}:11: targets[4].auth.mechanism: unknown value 'NTLM' (expected one of: PLAIN, LOGIN, CRAM-MD5)",
+    ]
+
+
+def test_send_block(tmp_path: Path) -> None:
+    config = parse_config("targets:\n  - host: a.test\n    send: {from: p@a.test, to: x@a.test}\n", tmp_path / "c.yml")
+    send = config.targets[0].send
+    assert send is not None
+    assert (send.sender, send.recipients, send.interval) == ("p@a.test", ("x@a.test",), 3600.0)
+    problems = _problems("targets:\n  - host: a.test\n    send: {from: 'p@a.test>', to: []}\n", tmp_path)
+    assert any("send.from: 'p@a.test>' is not a plain mail address" in problem for problem in problems)
+    assert any("send.to: needs at least one recipient" in problem for problem in problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "targets:\n  - host: a.test\n    auth: {username: u, passwrd: SeCrEt-42}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: SeCrEt-42, mechanism: [x]}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: 'SeCrEt-42}\n",
+        "targets:\n  - host: a.test\n    auth: {username: u, password: SeCrEt-42\n",
+    ],
+)
+def test_config_errors_never_quote_a_password(tmp_path: Path, text: str) -> None:
+    problems = _problems(text, tmp_path)
+    assert problems
+    assert all("SeCrEt-42" not in problem for problem in problems)
 
 
 def test_unprintable_characters_are_a_syntax_error_with_a_line(tmp_path: Path) -> None:

@@ -189,6 +189,7 @@ def test_phases_that_ran_are_timed_and_others_absent(landscape: Landscape) -> No
 
 def test_auth_mechanisms_are_those_offered_after_tls(landscape: Landscape) -> None:
     scrape = landscape.scrape
+    assert scrape.find("smtp_auth_success") == []  # no target here has an auth block
     # aiosmtpd offers AUTH only once TLS is up; the pre-TLS EHLO had none.
     offered = {labels["mechanism"] for labels, _ in scrape.find("smtp_auth_mechanism_offered", target="good")}
     assert offered == {"LOGIN", "PLAIN"}
@@ -308,11 +309,11 @@ def test_target_info_describes_the_configuration(landscape: Landscape) -> None:
     assert labels["port"].isdigit()
 
 
-def test_before_its_first_probe_a_target_exports_only_target_info(landscape: Landscape) -> None:
+def test_before_its_first_probe_a_target_exports_only_its_configuration(landscape: Landscape) -> None:
     # The slow server greets after 3 s; the fixture did not wait for it.
     scrape = landscape.exporter.scrape()
     if scrape.value("smtp_probe_timestamp_seconds", target=landscape.slow_target) is None:
-        assert scrape.series_of(landscape.slow_target) == {"smtp_target_info"}
+        assert scrape.series_of(landscape.slow_target) == {"smtp_target_info", "smtp_target_interval_seconds"}
     later = landscape.exporter.wait_for_probes([landscape.slow_target])
     assert later.value("smtp_probe_success", target=landscape.slow_target) == 1
 

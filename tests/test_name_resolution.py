@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.dns import private_resolver_available, start_nxdomain_server, with_private_resolver
+from tests.support.environment import require
 from tests.support.exporter_process import ExporterProcess
 from tests.support.servers import ScenarioServers
 
-why_not = private_resolver_available()
-pytestmark = pytest.mark.skipif(why_not is not None, reason=f"private resolver setup: {why_not}")
-
 
 def test_names_resolve_through_the_system_resolver(tmp_path: Path, servers: ScenarioServers) -> None:
+    require(private_resolver_available(), "the private-resolver name tests")
     dns = servers.run(start_nxdomain_server())
     try:
         resolv_conf = tmp_path / "resolv.conf"

@@ -12,16 +12,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from exporter.config import TargetConfig, TlsMode
 from exporter.probe import ProbeTools, run_probe
 from exporter.tls import handshake_context
 from exporter.trust import TrustStore
+from tests.support.environment import require
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki, ServerCertificate, plain_private_ca, self_signed
 from tests.support.servers import ScenarioServers
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 
 def _s_client_verdict(port: int, ca_file: Path | None) -> tuple[bool, int | None]:
@@ -63,6 +60,7 @@ def _scenarios(pki: Pki, directory: Path) -> dict[str, tuple[ServerCertificate, 
 
 
 def test_verdicts_match_openssl(pki: Pki, servers: ScenarioServers, cert_dir: Path) -> None:
+    require(None if shutil.which("openssl") else "needs the openssl command", "the openssl comparison")
     (cert_dir / "other").mkdir(exist_ok=True)
     disagreements = []
     verdicts = {}

@@ -8,12 +8,16 @@ real server would hold (a 421 greeting, a handshake cut short).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import secrets
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from tests.support.pki import SERVER_NAME
 
@@ -22,12 +26,29 @@ EhloShaper = Callable[[list[str]], list[str]]
 _T = TypeVar("_T")
 
 
-class ShapingHandler:
-    """aiosmtpd handler whose EHLO reply can be rewritten per scenario."""
+@dataclass
+class ReceivedMessage:
+    sender: str
+    recipients: list[str]
+    content: bytes
 
-    def __init__(self, ehlo: EhloShaper | None = None) -> None:
+
+class ShapingHandler:
+    """aiosmtpd handler whose EHLO reply and mail answers can be set per scenario."""
+
+    def __init__(
+        self,
+        ehlo: EhloShaper | None = None,
+        *,
+        mail_reply: str | None = None,
+        rcpt_reply: str | None = None,
+        data_reply: str = "250 2.0.0 Ok: queued",
+    ) -> None:
         self._ehlo = ehlo
-        self.messages: list[tuple[str, list[str], bytes]] = []
+        self._mail_reply = mail_reply
+        self._rcpt_reply = rcpt_reply
+        self._data_reply = data_reply
+        self.messages: list[ReceivedMessage] = []
 
     async def handle_EHLO(
         self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -35,9 +56,55 @@ class ShapingHandler:
         session.host_name = hostname
         return self._ehlo(responses) if self._ehlo else responses
 
+    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self._mail_reply is not None:
+            return self._mail_reply
+        envelope.mail_from = address
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self._rcpt_reply is not None:
+            return self._rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok: queued"
+        if self._data_reply.startswith("250"):
+            self.messages.append(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return self._data_reply
+
+
+class AuthHandler(ShapingHandler):
+    """Checks credentials for PLAIN and LOGIN (aiosmtpd's) and CRAM-MD5 (ours).
+
+    Counts AUTH attempts, so a test can prove credentials were never sent.
+    """
+
+    def __init__(self, users: dict[str, str], *, temporary_failure: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.users = users
+        self.temporary_failure = temporary_failure
+        self.attempts = 0
+
+    def authenticator(self, server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        self.attempts += 1
+        if self.temporary_failure:
+            return AuthResult(success=False, handled=False, message="454 4.7.0 Temporary authentication failure")
+        if isinstance(auth_data, LoginPassword):
+            ok = self.users.get(auth_data.login.decode()) == auth_data.password.decode()
+            return AuthResult(success=ok, handled=False, auth_data=auth_data)
+        return AuthResult(success=False, handled=False)
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        self.attempts += 1
+        challenge = f"<{secrets.token_hex(8)}@mail.test>".encode()
+        response = await server.challenge_auth(challenge)
+        if not isinstance(response, bytes) or b" " not in response:
+            return AuthResult(success=False, handled=False)
+        username, digest = response.decode().rsplit(" ", 1)
+        password = self.users.get(username)
+        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest() if password else None
+        return AuthResult(success=expected is not None and hmac.compare_digest(expected, digest), handled=False)
 
 
 class ShapedSMTP(SMTP):
@@ -90,6 +157,8 @@ class ScenarioServers:
         byte (port 465 style); otherwise ``tls_context`` enables STARTTLS.
         """
         handler = handler or ShapingHandler(ehlo)
+        if isinstance(handler, AuthHandler):
+            smtp_options.setdefault("authenticator", handler.authenticator)
 
         def protocol() -> SMTP:
             return ShapedSMTP(
@@ -126,12 +195,12 @@ class ScenarioServers:
         async def close_all() -> None:
             for server in self._servers:
                 server.close()
-            # Hostile servers may still hold connections open; end them while
-            # the loop runs, so their cleanup does not meet a closed loop.
-            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in connections:
+            # Conversations still in progress (a server that stalls on purpose)
+            # end here, not when the loop is already closed.
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
         self.run(close_all())
         self.loop.call_soon_threadsafe(self.loop.stop)

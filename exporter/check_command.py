@@ -1,0 +1,162 @@
+"""`smtp-tls-exporter check HOST[:PORT]`: one probe now, explained.
+
+For the person who would otherwise type `openssl s_client -starttls smtp`
+and base64-encode credentials by hand. The same probe engine as the daemon.
+Exit status: 0 the probe succeeded, 1 it failed, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from OpenSSL import crypto
+
+from exporter.config import (
+    DEFAULT_PORTS,
+    AuthConfig,
+    AuthMechanism,
+    SendConfig,
+    TargetConfig,
+    TlsMode,
+    is_plain_address,
+    parse_duration,
+    split_host_port,
+)
+from exporter.probe import ProbeTools, run_probe
+from exporter.report import human_report, result_document
+from exporter.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
+from exporter.tls import handshake_context
+from exporter.trust import TrustStore
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smtp-tls-exporter check",
+        description="Probe one SMTP server now and explain what happened: the conversation, TLS, "
+        "the certificate chain, trust and host name verdicts, and authentication.",
+        epilog="Exit status: 0 when the probe succeeded, 1 when it failed, 2 for usage errors.",
+    )
+    parser.add_argument("server", metavar="HOST[:PORT]", help="the server; the port defaults by --tls (587, 465, 25)")
+    parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], default="starttls")
+    parser.add_argument("--server-name", help="SNI and the name the certificate must match (default: HOST)")
+    parser.add_argument("--ca-file", type=Path, help="trust only the CAs in this PEM file (default: system store)")
+    parser.add_argument("--ehlo-name", default=socket.gethostname(), help="name to send in EHLO")
+    parser.add_argument("--user", help="authenticate as USER")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", metavar="VAR", help="read the password from environment variable VAR")
+    secret.add_argument("--password-file", type=Path, metavar="FILE", help="read the password from FILE")
+    parser.add_argument(
+        "--mechanism", default="auto", choices=["auto", *[mechanism.value for mechanism in AuthMechanism]]
+    )
+    parser.add_argument(
+        "--allow-plaintext-auth",
+        action="store_true",
+        help="send credentials even without verified TLS (plaintext, or an unverified certificate)",
+    )
+    parser.add_argument("--send-to", action="append", metavar="ADDR", help="send a test message to ADDR")
+    parser.add_argument("--send-from", metavar="ADDR", help="envelope and From: address of the test message")
+    parser.add_argument("--timeout", default="15s", help="bound on the whole probe (default: 15s)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = check_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        target = target_from_arguments(arguments)
+        trust_store = TrustStore(target.ca_file)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except crypto.Error as exc:
+        print(f"smtp-tls-exporter check: error: OpenSSL cannot load {target.ca_file}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    tools = ProbeTools(handshake_context(), trust_store)
+    result = asyncio.run(run_probe(target, tools, send_due=target.send is not None))
+    now = time.time()
+    if arguments.json:
+        print(json.dumps(result_document(target, result, now=now), indent=2))
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        sys.stdout.write(human_report(target, result, now=now, colour=colour))
+    return 0 if result.success else 1
+
+
+def target_from_arguments(arguments: argparse.Namespace) -> TargetConfig:
+    tls = TlsMode(arguments.tls)
+    try:
+        host, port = split_host_port(arguments.server)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        timeout = parse_duration(arguments.timeout)
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc}") from exc
+    if arguments.ca_file is not None and not arguments.ca_file.is_file():
+        raise UsageError(f"--ca-file: {arguments.ca_file} is not a readable file")
+    return TargetConfig(
+        name=f"{host}:{port or DEFAULT_PORTS[tls]}",
+        host=host,
+        port=port or DEFAULT_PORTS[tls],
+        tls=tls,
+        server_name=arguments.server_name or host,
+        ehlo_name=arguments.ehlo_name,
+        interval=timeout * 2,  # one probe; nothing is scheduled
+        timeout=timeout,
+        ca_file=arguments.ca_file,
+        auth=_auth(arguments),
+        allow_plaintext_auth=arguments.allow_plaintext_auth,
+        send=_send(arguments),
+    )
+
+
+def _auth(arguments: argparse.Namespace) -> AuthConfig | None:
+    if arguments.user is None:
+        if arguments.password_env or arguments.password_file:
+            raise UsageError("--password-env and --password-file need --user")
+        return None
+    mechanism = None if arguments.mechanism == "auto" else AuthMechanism(arguments.mechanism)
+    return AuthConfig(arguments.user, _password(arguments), mechanism)
+
+
+def _password(arguments: argparse.Namespace) -> Secret:
+    try:
+        if arguments.password_env:
+            return password_from_env(arguments.password_env)
+        if arguments.password_file:
+            return password_from_file(arguments.password_file)
+    except PasswordUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    if not sys.stdin.isatty():
+        raise UsageError("--user needs --password-env or --password-file when not run from a terminal")
+    return Secret(getpass.getpass(f"Password for {arguments.user}: "))
+
+
+def _send(arguments: argparse.Namespace) -> SendConfig | None:
+    if not arguments.send_to:
+        if arguments.send_from:
+            raise UsageError("--send-from needs --send-to")
+        return None
+    if not arguments.send_from:
+        raise UsageError("--send-to needs --send-from")
+    for address in (arguments.send_from, *arguments.send_to):
+        if not is_plain_address(address):
+            raise UsageError(f"{address!r} is not a plain mail address")
+    return SendConfig(sender=arguments.send_from, recipients=tuple(arguments.send_to), subject="check")

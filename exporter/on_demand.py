@@ -1,0 +1,76 @@
+"""GET /probe: one probe now, blackbox_exporter style, for multi-target scraping.
+
+Prometheus passes ``target`` and ``module`` and relabels the answer, so
+sharding with ``hashmod`` works as with blackbox_exporter. An open /probe
+would let anyone who reaches the exporter scan other hosts through it, so
+only hosts and ports in ``probe_allow`` may be probed; with no allow-list,
+nothing may. /probe never sends test messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.config import Config, split_host_port
+from exporter.exposition import CONTENT_TYPE, render_probe
+from exporter.probe import ProbeTools, run_probe
+from exporter.report import human_report
+
+# Answer before Prometheus gives up on the scrape (blackbox uses the same offset).
+SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5
+MINIMUM_TIMEOUT_SECONDS = 0.5
+DEFAULT_MODULE = "default"
+
+
+@dataclass(frozen=True)
+class ProbeResponse:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def probe_timeout(module_timeout: float, scrape_timeout_header: str | None) -> float:
+    """The module's timeout, shortened to fit the scrape's."""
+    try:
+        scrape_timeout = float(scrape_timeout_header) if scrape_timeout_header else None
+    except ValueError:
+        scrape_timeout = None
+    if scrape_timeout is None:
+        return module_timeout
+    return max(MINIMUM_TIMEOUT_SECONDS, min(module_timeout, scrape_timeout - SCRAPE_TIMEOUT_OFFSET_SECONDS))
+
+
+async def probe_on_demand(
+    config: Config,
+    tools_for: Callable[[Path | None], ProbeTools],
+    query: Mapping[str, str],
+    scrape_timeout_header: str | None,
+) -> ProbeResponse:
+    requested = query.get("target", "").strip()
+    if not requested:
+        return ProbeResponse(400, "the target parameter is missing (e.g. /probe?target=mx.example.com:25&module=mx)\n")
+    module_name = query.get("module", DEFAULT_MODULE)
+    module = config.modules.get(module_name)
+    if module is None:
+        known = ", ".join(sorted(config.modules)) or "none are configured"
+        return ProbeResponse(400, f"unknown module {module_name!r} (modules: {known})\n")
+    try:
+        host, port = split_host_port(requested)
+    except ValueError as exc:
+        return ProbeResponse(400, f"invalid target: {exc}\n")
+    target = module.target_for(host, port, timeout=probe_timeout(module.timeout, scrape_timeout_header))
+    if not config.probe_allowed(target.host, target.port):
+        return ProbeResponse(
+            403, f"{target.host}:{target.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
+        )
+    result = await run_probe(target, tools_for(target.ca_file))
+    now = time.time()
+    metrics = render_probe(target, result, now)
+    if query.get("debug", "").lower() in ("true", "1", "yes"):
+        return ProbeResponse(
+            200, f"{human_report(target, result, now=now)}\nMetrics that would have been returned:\n{metrics}"
+        )
+    return ProbeResponse(200, metrics, CONTENT_TYPE)

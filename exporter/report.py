@@ -1,0 +1,246 @@
+"""One probe's result for people: a readable report, a JSON document, a verdict line.
+
+Used by `smtp-tls-exporter check` and by `/probe?debug=true`. The JSON layout
+is a public, versioned schema: docs/check-result.schema.json.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from exporter.certificates import CertificateFacts
+from exporter.config import TargetConfig, TlsMode
+from exporter.esmtp import EhloCapabilities
+from exporter.result import ProbeResult, TlsSession
+
+SCHEMA_VERSION = 1
+_DAY = 86400.0
+
+
+def verdict_line(target: TargetConfig, result: ProbeResult, now: float) -> str:
+    """One line: OK with the essentials, or FAILED with every reason."""
+    where = f"{target.host}:{target.port}"
+    if not result.success:
+        reasons = "; ".join(
+            f"{failure.reason.value} ({failure.phase.value}){': ' + failure.detail if failure.detail else ''}"
+            for failure in result.failures
+        )
+        return f"FAILED {where}: {reasons}"
+    parts = [target.tls.value]
+    if result.tls is not None:
+        parts.append(f"{result.tls.version} {result.tls.cipher}")
+        leaf = result.tls.leaf
+        if leaf is not None and leaf.not_after is not None:
+            parts.append(f"certificate trusted, name matches, {(leaf.not_after - now) / _DAY:.0f} days left")
+    if result.auth is not None:
+        parts.append(f"AUTH {result.auth.mechanism} accepted")
+    if result.send is not None:
+        parts.append("test message accepted")
+    return f"OK {where}: {', '.join(parts)}"
+
+
+class _Style:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def good(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def bad(self, text: str) -> str:
+        return self._wrap("1;31", text)
+
+    def heading(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def human_report(target: TargetConfig, result: ProbeResult, *, now: float, colour: bool = False) -> str:
+    style = _Style(colour)
+    sni = f", server name {target.server_name}" if target.tls is not TlsMode.NONE else ""
+    lines = [style.heading(f"{target.host}:{target.port} ({target.tls.value}{sni})"), ""]
+    lines.append(style.heading("Conversation"))
+    for line in result.transcript:
+        marker = f"{line.direction}:" if line.direction in ("C", "S") else "* "
+        text = f"  {line.offset_seconds * 1000:8.1f} ms  {marker} {line.text}"
+        lines.append(style.dim(text) if line.direction == "*" else text)
+    if result.tls is not None:
+        lines += ["", *_tls_section(target, result.tls, now, style)]
+    if result.effective_ehlo is not None:
+        lines += ["", *_capabilities_section(result.effective_ehlo)]
+    if result.auth is not None and target.auth is not None:
+        outcome = style.good("accepted") if result.auth.success else style.bad("FAILED")
+        mechanism = result.auth.mechanism or "no mechanism"
+        lines += ["", style.heading("Authentication"), f"  {mechanism} as {target.auth.username}: {outcome}"]
+        lines.append(f"  server: {result.auth.reply}")
+    if result.send is not None:
+        outcome = style.good("accepted") if result.send.success else style.bad("REJECTED")
+        lines += ["", style.heading("Test message"), f"  {result.send.message_id}: {outcome}"]
+        lines.append(f"  server: {result.send.reply}")
+    phases = ", ".join(f"{phase.value} {seconds * 1000:.1f} ms" for phase, seconds in result.phase_durations)
+    lines += ["", f"Phases: {phases} (total {result.duration_seconds * 1000:.1f} ms)"]
+    verdict = verdict_line(target, result, now)
+    lines.append(style.good(verdict) if result.success else style.bad(verdict))
+    return "\n".join(lines) + "\n"
+
+
+def _tls_section(target: TargetConfig, tls: TlsSession, now: float, style: _Style) -> list[str]:
+    anchors = f"CA file {target.ca_file}" if target.ca_file else "the system trust store"
+    if tls.trust.trusted:
+        trust = style.good(f"trusted (by {anchors})")
+    else:
+        where = f" at chain depth {tls.trust.error_depth}" if tls.trust.error_depth is not None else ""
+        code = f"OpenSSL error {tls.trust.error_code}{where}: " if tls.trust.error_code is not None else ""
+        trust = style.bad(f"NOT TRUSTED by {anchors} ({code}{tls.trust.error_message})")
+    leaf = tls.leaf
+    names = ", ".join(leaf.subject_alternative_names or leaf.common_names) if leaf else ""
+    if tls.hostname_match:
+        hostname = style.good(f"{target.server_name} matches")
+    else:
+        hostname = style.bad(f"{target.server_name} DOES NOT MATCH (certificate names: {names or 'none'})")
+    lines = [
+        style.heading("TLS"),
+        f"  Protocol   {tls.version}",
+        f"  Cipher     {tls.cipher} ({tls.cipher_bits} bits)",
+        f"  Trust      {trust}",
+        f"  Host name  {hostname}",
+        "",
+        style.heading(f"Certificate chain as presented ({len(tls.chain)})"),
+    ]
+    for index, certificate in enumerate(tls.chain):
+        lines += _certificate_lines(index, certificate, now, style)
+    return lines
+
+
+def _certificate_lines(index: int, certificate: CertificateFacts, now: float, style: _Style) -> list[str]:
+    if certificate.parse_error is not None:
+        return [
+            f"  [{index}] unreadable certificate: {certificate.parse_error}",
+            f"      SHA-256  {certificate.fingerprint_sha256}",
+        ]
+    validity = f"{_utc(certificate.not_before)} to {_utc(certificate.not_after)}"
+    if certificate.not_after is not None:
+        days = (certificate.not_after - now) / _DAY
+        left = f"{days:.1f} days left" if days >= 0 else f"EXPIRED {-days:.1f} days ago"
+        validity += f" ({style.good(left) if days >= 21 else style.bad(left)})"
+    if certificate.is_not_yet_valid(now):
+        validity += f" ({style.bad('NOT YET VALID')})"
+    return [
+        f"  [{index}] subject    {certificate.subject or '(empty)'}",
+        f"      issuer     {certificate.issuer or '(empty)'}",
+        f"      serial     {certificate.serial}",
+        f"      validity   {validity}",
+        f"      SHA-256    {certificate.fingerprint_sha256}",
+        f"      SHA-1      {certificate.fingerprint_sha1}",
+        f"      SAN        {', '.join(certificate.subject_alternative_names) or '(none)'}",
+        f"      key        {certificate.key_type} {certificate.key_bits} bits",
+        f"      signature  {certificate.signature_algorithm}",
+    ]
+
+
+def _capabilities_section(ehlo: EhloCapabilities) -> list[str]:
+    extensions = " ".join(sorted(ehlo.extensions)) or "(none)"
+    mechanisms = " ".join(sorted(ehlo.auth_mechanisms)) or "(none offered)"
+    return ["Capabilities", f"  EHLO       {extensions}", f"  AUTH       {mechanisms}"]
+
+
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "?"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def result_document(target: TargetConfig, result: ProbeResult, *, now: float) -> dict[str, Any]:
+    """The JSON form (docs/check-result.schema.json, version 1)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "target": {
+            "host": target.host,
+            "port": target.port,
+            "tls": target.tls.value,
+            "server_name": target.server_name,
+            "ehlo_name": target.ehlo_name,
+        },
+        "success": result.success,
+        "verdict": verdict_line(target, result, now),
+        "started_at": _iso(result.started_at),
+        "duration_seconds": result.duration_seconds,
+        "phases": [{"phase": phase.value, "seconds": seconds} for phase, seconds in result.phase_durations],
+        "failures": [
+            {"phase": failure.phase.value, "reason": failure.reason.value, "detail": failure.detail}
+            for failure in result.failures
+        ],
+        "peer_address": result.peer_address,
+        "banner": str(result.banner) if result.banner is not None else None,
+        "starttls_offered": result.starttls_offered,
+        "ehlo": _ehlo_document(result.ehlo),
+        "ehlo_after_tls": _ehlo_document(result.ehlo_after_tls),
+        "tls": _tls_document(result.tls, now),
+        "auth": None
+        if result.auth is None
+        else {"success": result.auth.success, "mechanism": result.auth.mechanism, "reply": result.auth.reply},
+        "send": None
+        if result.send is None
+        else {"success": result.send.success, "message_id": result.send.message_id, "reply": result.send.reply},
+        "transcript": [
+            {"offset_seconds": line.offset_seconds, "direction": line.direction, "text": line.text}
+            for line in result.transcript
+        ],
+    }
+
+
+def _ehlo_document(ehlo: EhloCapabilities | None) -> dict[str, Any] | None:
+    if ehlo is None:
+        return None
+    return {
+        "domain": ehlo.domain,
+        "extensions": dict(ehlo.extensions),
+        "auth_mechanisms": sorted(ehlo.auth_mechanisms),
+        "size_limit": ehlo.size_limit,
+    }
+
+
+def _tls_document(tls: TlsSession | None, now: float) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    trust_error = None
+    if not tls.trust.trusted:
+        trust_error = {"code": tls.trust.error_code, "message": tls.trust.error_message, "depth": tls.trust.error_depth}
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "cipher_bits": tls.cipher_bits,
+        "trusted": tls.trust.trusted,
+        "trust_error": trust_error,
+        "hostname_match": tls.hostname_match,
+        "chain": [_certificate_document(certificate, now) for certificate in tls.chain],
+    }
+
+
+def _certificate_document(certificate: CertificateFacts, now: float) -> dict[str, Any]:
+    return {
+        "subject": certificate.subject,
+        "issuer": certificate.issuer,
+        "serial": certificate.serial,
+        "not_before": _iso(certificate.not_before),
+        "not_after": _iso(certificate.not_after),
+        "days_left": (certificate.not_after - now) / _DAY if certificate.not_after is not None else None,
+        "fingerprint_sha256": certificate.fingerprint_sha256,
+        "fingerprint_sha1": certificate.fingerprint_sha1,
+        "subject_alternative_names": list(certificate.subject_alternative_names),
+        "key_type": certificate.key_type,
+        "key_bits": certificate.key_bits,
+        "signature_algorithm": certificate.signature_algorithm,
+        "parse_error": certificate.parse_error,
+    }

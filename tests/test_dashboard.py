@@ -1,0 +1,130 @@
+"""The Grafana dashboard and its provisioning; every metric the dashboard and rules use is real.
+
+"Real" means present in a scrape of the running demo, which populates every
+metric family (tests/test_demo.py checks that it does).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.dashboard import (
+    DASHBOARD_FILE,
+    dashboard_queries,
+    load_dashboard,
+    metric_names,
+    panels,
+    rule_test_series,
+    rule_texts,
+    variable_queries,
+)
+from tests.support.demo_process import DemoProcess
+from tests.support.environment import require
+from tests.support.prometheus import REPOSITORY, missing_tool, promtool
+
+GRAFANA = REPOSITORY / "grafana"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def _exported_names(demo: DemoProcess) -> set[str]:
+    return {name for name, _, _ in demo.scrape().samples}
+
+
+def test_every_metric_the_dashboard_uses_is_exported(demo: DemoProcess) -> None:
+    dashboard = load_dashboard()
+    used = set().union(*(metric_names(expression) for _, expression in dashboard_queries(dashboard)))
+    used |= set().union(*(metric_names(query) for query in variable_queries(dashboard)))
+    assert len(used) >= 10, used
+    assert used - _exported_names(demo) == set()
+
+
+def test_every_metric_the_alert_rules_use_is_exported(demo: DemoProcess) -> None:
+    used = set().union(*(metric_names(text) for text in rule_texts()))
+    assert len(used) >= 10, used
+    assert used - _exported_names(demo) == set()
+
+
+def test_the_rules_unit_tests_feed_real_series(demo: DemoProcess) -> None:
+    # Otherwise a misspelt metric could pass in both the rule and its test.
+    used = set().union(*(metric_names(series.partition("{")[0]) for series in rule_test_series()))
+    assert used - _exported_names(demo) == set()
+
+
+def test_the_demo_scrape_passes_promtool_lint_but_for_two_known_names(demo: DemoProcess) -> None:
+    require(missing_tool("promtool"), "promtool check metrics")
+    completed = promtool("check", "metrics", stdin=demo.scrape().text)
+    findings = sorted(line for line in (completed.stdout + completed.stderr).splitlines() if line.strip())
+    # Part of the public contract (README): days read better than seconds in
+    # an alert, and "bits" is a cipher's strength, not an amount of data.
+    assert findings == [
+        'smtp_cert_expiry_days use base unit "seconds" instead of "days"',
+        'smtp_tls_cipher_bits use base unit "bytes" instead of "bits"',
+    ]
+
+
+def test_dashboard_has_a_datasource_and_a_multi_select_target_variable() -> None:
+    variables = {variable["name"]: variable for variable in load_dashboard()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    target = variables["target"]
+    assert target["type"] == "query"
+    assert target["datasource"] == DATASOURCE
+    assert target["multi"] is True
+    assert target["includeAll"] is True
+    assert target["allValue"] == ".*"
+    assert "label_values(smtp_target_info, target)" in variable_queries(load_dashboard())
+
+
+def test_every_panel_queries_the_chosen_datasource_and_targets() -> None:
+    dashboard = load_dashboard()
+    for panel in panels(dashboard):
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        for query in panel.get("targets", []):
+            assert query["datasource"] == DATASOURCE, panel["title"]
+    for title, expression in dashboard_queries(dashboard):
+        per_target = {name for name in metric_names(expression) if not name.startswith("smtp_exporter_")}
+        for name in per_target:
+            assert re.search(rf'{name}\{{target=~"\$target"\}}', expression), f"{title}: {name} ignores $target"
+
+
+def test_dashboard_shows_what_the_issue_asks_for() -> None:
+    dashboard = load_dashboard()
+    by_title: dict[str, dict[str, Any]] = {panel["title"]: panel for panel in panels(dashboard)}
+    overview = by_title["Overview"]
+    columns = set(overview["transformations"][1]["options"]["renameByName"].values())
+    assert {
+        "Success", "TLS version", "Cipher", "Bits", "Days to expiry", "Trusted", "Hostname match", "AUTH", "Last probe",
+    } <= columns  # fmt: skip
+    expiry = by_title["Days to certificate expiry"]
+    assert expiry["targets"][0]["expr"].startswith("sort(smtp_cert_expiry_days")  # soonest first
+    steps = expiry["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, 7, 21]  # the alert thresholds
+    tls = by_title["Negotiated TLS version"]
+    assert tls["fieldConfig"]["defaults"]["custom"]["lineInterpolation"] == "stepAfter"
+    assert "smtp_probe_phase_duration_seconds" in by_title["Probe phase durations"]["targets"][0]["expr"]
+    assert "by (reason)" in by_title["Failures by reason"]["targets"][0]["expr"]
+    assert len({panel["id"] for panel in panels(dashboard)}) == len(list(panels(dashboard)))
+
+
+def test_grafana_provisioning_finds_the_datasource_and_the_dashboard() -> None:
+    datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    [datasource] = datasources["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["jsonData"]["manageAlerts"] is True  # Grafana lists Prometheus's alert rules
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "smtp-tls-exporter.yml").read_text())
+    [provider] = providers["providers"]
+    # docker-compose.yml mounts grafana/dashboards at the provider's path.
+    compose = yaml.safe_load((REPOSITORY / "docker-compose.yml").read_text())
+    mounts = dict(_bind_mount(volume) for volume in compose["services"]["grafana"]["volumes"] if volume[0] == ".")
+    assert mounts[provider["options"]["path"]] == DASHBOARD_FILE.parent
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+
+
+def _bind_mount(volume: str) -> tuple[str, Path]:
+    """``./host:/container[:ro]`` as (container path, host path)."""
+    host, container = volume.split(":")[:2]
+    return container, (REPOSITORY / host).resolve()
