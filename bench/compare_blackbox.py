@@ -46,6 +46,8 @@ class Phase:
     seconds: float
     cpu: float
     server_cpu: float
+    # Probes that did not succeed: a failed probe costs less, so they must be 0.
+    failed: int
 
     @property
     def cpu_ms_per_probe(self) -> float:
@@ -81,17 +83,18 @@ def _blackbox_config(path: Path, ca_file: Path) -> None:
     )
 
 
-def _drive_blackbox(url: str, rate: float, seconds: float) -> int:
-    """Request /probe at ``rate`` per second for ``seconds``; count successful probes."""
-    successes = 0
+def _drive_blackbox(url: str, rate: float, seconds: float) -> tuple[int, int]:
+    """Request /probe at ``rate`` per second for ``seconds``; count probes and failed ones."""
+    successes = failures = 0
     lock = threading.Lock()
 
     def one() -> None:
-        nonlocal successes
+        nonlocal successes, failures
         with urllib.request.urlopen(url, timeout=10) as response:
-            if b"\nprobe_success 1" in response.read():
-                with lock:
-                    successes += 1
+            succeeded = b"\nprobe_success 1" in response.read()
+        with lock:
+            successes += succeeded
+            failures += not succeeded
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -102,13 +105,16 @@ def _drive_blackbox(url: str, rate: float, seconds: float) -> int:
                 pool.submit(one)
             sent += due
             time.sleep(0.005)
-    return successes
+    return successes + failures, failures
 
 
-def _probes_done(port: int) -> int:
+def _probes_done(port: int) -> tuple[int, int]:
+    """Probes run so far, and failures counted so far (by reason)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         scrape = Scrape(response.read().decode())
-    return int(sum(value for _, value in scrape.find("smtp_probes_total")))
+    probes = sum(value for _, value in scrape.find("smtp_probes_total"))
+    failures = sum(value for _, value in scrape.find("smtp_probe_failures_total"))
+    return int(probes), int(failures)
 
 
 def _our_config(path: Path, submission_port: int, ca_file: Path, targets: int) -> None:
@@ -140,7 +146,8 @@ def run(rounds: int, seconds: float, rate: float, exporter_args: list[str]) -> l
             probe_url = (
                 f"http://127.0.0.1:{bb_port}/probe?module=smtp_starttls&target=127.0.0.1:{server.submission_port}"
             )
-            _drive_blackbox(probe_url, rate, 2)  # warm-up
+            if _drive_blackbox(probe_url, rate, 2)[1]:  # warm-up
+                raise SystemExit(f"blackbox_exporter's probes fail; try {probe_url}&debug=true")
             for _ in range(rounds):
                 phases.append(_blackbox_phase(blackbox.pid, server.master_pid, probe_url, rate, seconds))
                 phases.append(_our_phase(directory / "ours.yml", server.master_pid, seconds, exporter_args))
@@ -151,13 +158,14 @@ def run(rounds: int, seconds: float, rate: float, exporter_args: list[str]) -> l
 
 def _blackbox_phase(pid: int, server_pid: int, url: str, rate: float, seconds: float) -> Phase:
     cpu, server_cpu, started = cpu_seconds(pid), tree_cpu_seconds(server_pid), time.monotonic()
-    probes = _drive_blackbox(url, rate, seconds)
+    probes, failed = _drive_blackbox(url, rate, seconds)
     return Phase(
         "blackbox_exporter",
         probes,
         time.monotonic() - started,
         cpu_seconds(pid) - cpu,
         tree_cpu_seconds(server_pid) - server_cpu,
+        failed,
     )
 
 
@@ -166,18 +174,11 @@ def _our_phase(config: Path, server_pid: int, seconds: float, exporter_args: lis
     process = start_exporter(config, port, exporter_args)
     try:
         time.sleep(2)  # start-up and the first burst of probes are not steady state
-        probes, cpu, server_cpu, started = (
-            _probes_done(port),
-            cpu_seconds(process.pid),
-            tree_cpu_seconds(server_pid),
-            time.monotonic(),
-        )
+        (probes, failures), cpu, server_cpu = _probes_done(port), cpu_seconds(process.pid), tree_cpu_seconds(server_pid)
+        started = time.monotonic()
         time.sleep(seconds)
-        probes_after, cpu_after, server_after = (
-            _probes_done(port),
-            cpu_seconds(process.pid),
-            tree_cpu_seconds(server_pid),
-        )
+        (probes_after, failures_after), cpu_after = _probes_done(port), cpu_seconds(process.pid)
+        server_after = tree_cpu_seconds(server_pid)
     finally:
         stop(process)
     return Phase(
@@ -186,6 +187,7 @@ def _our_phase(config: Path, server_pid: int, seconds: float, exporter_args: lis
         time.monotonic() - started,
         cpu_after - cpu,
         server_after - server_cpu,
+        failures_after - failures,
     )
 
 
@@ -195,12 +197,12 @@ def report(phases: list[Phase], rate: float, exporter_args: list[str]) -> str:
         f"Target: loopback Postfix submission port, STARTTLS, {rate:g} probes/s per tool"
         + (f"; exporter flags: {' '.join(exporter_args)}" if exporter_args else ""),
         "",
-        "| round | tool | probes | CPU ms / probe | Postfix CPU ms / probe |",
-        "|---|---|---|---|---|",
+        "| round | tool | probes | failed | CPU ms / probe | Postfix CPU ms / probe |",
+        "|---|---|---|---|---|---|",
     ]
     for index, phase in enumerate(phases):
         lines.append(
-            f"| {index // 2 + 1} | {phase.tool} | {phase.probes} | {phase.cpu_ms_per_probe:.2f} | "
+            f"| {index // 2 + 1} | {phase.tool} | {phase.probes} | {phase.failed} | {phase.cpu_ms_per_probe:.2f} | "
             f"{phase.server_ms_per_probe:.2f} |"
         )
     ours = statistics.median(phase.cpu_ms_per_probe for phase in phases if phase.tool == "smtp-tls-exporter")

@@ -8,7 +8,6 @@ Exit status: 0 the probe succeeded, 1 it failed, 2 a usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from OpenSSL import crypto
 
+from exporter import event_loop
 from exporter.config import (
     DEFAULT_PORTS,
     AuthConfig,
@@ -89,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"smtp-tls-exporter check: error: OpenSSL cannot load {target.ca_file}: {exc}", file=sys.stderr)
         return USAGE_ERROR
     tools = ProbeTools(handshake_context(), trust_store)
-    result = asyncio.run(run_probe(target, tools, send_due=target.send is not None))
+    result = event_loop.run(run_probe(target, tools, send_due=target.send is not None))
     now = time.time()
     if arguments.json:
         print(json.dumps(result_document(target, result, now=now), indent=2))

@@ -186,10 +186,11 @@ class SmtpConnection:
         loop = asyncio.get_running_loop()
         transport = await loop.start_tls(self._transport, self._protocol, context, server_hostname=server_hostname)
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if not isinstance(transport, asyncio.Transport) or not isinstance(ssl_object, ssl.SSLObject):
+        if transport is None or not isinstance(ssl_object, ssl.SSLObject):
             raise ConnectionClosed("server closed the connection during the TLS handshake")
+        # uvloop's TLS transport has the Transport interface without the class.
         self._transport = transport
-        self._protocol.transport = transport
+        self._protocol.transport = self._transport
         return ssl_object
 
     def close(self) -> None:

@@ -5,6 +5,10 @@ then probes. Due times lie on a per-target grid ``offset + k * interval``
 whose offset is a stable hash of the target name, so thousands of targets
 spread over the interval instead of firing in the same second, and keep
 their slot across restarts and reloads.
+
+New targets (at start, or added by a reload) are probed soon, spread over a
+window that grows with their number: a handful at once, ten thousand over
+their interval rather than in one burst.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ ProbeFunction = Callable[[TargetConfig], Awaitable[ProbeResult]]
 ResultCallback = Callable[[TargetConfig, ProbeResult], None]
 
 # Upper bounds of the scheduler lag histogram, in seconds.
-LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# How fast first probes of new targets start: a few targets are probed at
+# once, many are spread (never over more than their own interval).
+FIRST_PROBES_PER_SECOND = 50.0
 
 
 @dataclass
@@ -103,17 +110,19 @@ class Scheduler:
         """Start, keep or restart each target's loop to match ``targets``.
 
         Unchanged targets keep their task and so their schedule; new and
-        changed ones are probed right away.
+        changed ones are probed soon (see the module's docstring).
         """
         wanted = {target.name: target for target in targets}
         for name, (config, task) in list(self._tasks.items()):
             if wanted.get(name) != config:
                 task.cancel()
                 del self._tasks[name]
-        for name, target in wanted.items():
-            if name not in self._tasks:
-                task = asyncio.create_task(self._run_target(target), name=f"probe {name}")
-                self._tasks[name] = (target, task)
+        new = [target for name, target in wanted.items() if name not in self._tasks]
+        window = len(new) / FIRST_PROBES_PER_SECOND
+        for target in new:
+            first_delay = stable_fraction(target.name) * min(window, target.interval)
+            task = asyncio.create_task(self._run_target(target, first_delay), name=f"probe {target.name}")
+            self._tasks[target.name] = (target, task)
 
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
@@ -122,10 +131,10 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run_target(self, target: TargetConfig) -> None:
+    async def _run_target(self, target: TargetConfig, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
         offset = stable_fraction(target.name) * target.interval
-        due = loop.time()
+        due = loop.time() + first_delay
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             async with self._slots:
