@@ -110,7 +110,7 @@ _attribute_values = st.text(
     alphabet=st.characters(exclude_categories=["Cs", "Cc"]) | st.sampled_from(',+"\\<>;#= \x00'),
     min_size=1,
     max_size=30,
-)
+).filter(lambda value: len(value.encode("utf-8")) <= 64)  # RFC 5280's upper bound for most names
 _attributes = st.lists(
     st.tuples(
         st.sampled_from(
