@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.procstat import cpu_seconds, open_fds, rss_bytes
 from exporter.config import parse_duration
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.hostile import EXPECTED_FAILURES, start_hostile_servers
@@ -180,9 +180,9 @@ def _sample(exporter: ExporterProcess, targets: Sequence[Target], elapsed: float
             hostile_as_expected += _failures(scrape, target.name) == {EXPECTED_FAILURES[target.kind]}
     return Sample(
         elapsed=elapsed,
-        rss_bytes=_rss_bytes(pid),
-        open_fds=len(os.listdir(f"/proc/{pid}/fd")),
-        cpu_seconds=_cpu_seconds(pid),
+        rss_bytes=rss_bytes(pid),
+        open_fds=open_fds(pid),
+        cpu_seconds=cpu_seconds(pid),
         asyncio_tasks=int(scrape.value("smtp_exporter_asyncio_tasks") or 0),
         probes=int(sum(value for _, value in scrape.find("smtp_probes_total"))),
         in_flight=int(scrape.value("smtp_exporter_probes_in_flight") or 0),
@@ -195,19 +195,6 @@ def _sample(exporter: ExporterProcess, targets: Sequence[Target], elapsed: float
 
 def _failures(scrape: Scrape, target: str) -> set[tuple[str, str]]:
     return {(labels["phase"], labels["reason"]) for labels, _ in scrape.find("smtp_probe_error_info", target=target)}
-
-
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    # Fields 14 and 15 of /proc/PID/stat (after the parenthesised name).
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _print_progress(sample: Sample) -> None:
