@@ -2,19 +2,30 @@
 
 Servers present odd certificates (empty or non-UTF-8 subjects, negative
 serials, thousands of SANs). OpenSSL accepted them in the handshake, so we
-must report them rather than fail: every field falls back on its own.
+must report them rather than fail: a field cryptography refuses to read is
+read from the DER by certificate_der.py, and only then left empty.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
+
+from exporter.certificate_der import DerCertificateFields, DerError, read_certificate_fields
+
+_Value = TypeVar("_Value")
+_UNDECODABLE = "(undecodable name)"
 
 
 @dataclass(frozen=True)
@@ -51,11 +62,87 @@ class CertificateFacts:
 
 
 def certificate_facts(der: bytes) -> CertificateFacts:
+    with warnings.catch_warnings():
+        # RFC 5280 forbids negative serial numbers; servers present them all
+        # the same, OpenSSL accepts them, and we report them as they are.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _certificate_facts(der)
+
+
+def _certificate_facts(der: bytes) -> CertificateFacts:
     sha256 = hashlib.sha256(der).hexdigest()
     sha1 = hashlib.sha1(der).hexdigest()  # noqa: S324 - a thumbprint, not a signature
+    fallback = _DerFallback(der)
     try:
         certificate = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: an X.509 v2 certificate
+        return _facts_from_der(der, sha256, sha1, fallback, parse_error=str(exc))
+    field = _FieldReader(certificate, fallback)
+    dns_names, ip_addresses = _subject_alternative_names(certificate, fallback)
+    key_type, key_bits = _public_key(certificate.public_key)
+    return CertificateFacts(
+        subject=field(lambda parsed: parsed.subject.rfc4514_string(), lambda read: read.subject, _UNDECODABLE),
+        issuer=field(lambda parsed: parsed.issuer.rfc4514_string(), lambda read: read.issuer, _UNDECODABLE),
+        serial=_hex(field(lambda parsed: parsed.serial_number, lambda read: read.serial, None)),
+        not_before=field(lambda parsed: parsed.not_valid_before_utc.timestamp(), lambda read: read.not_before, None),
+        not_after=field(lambda parsed: parsed.not_valid_after_utc.timestamp(), lambda read: read.not_after, None),
+        fingerprint_sha256=sha256,
+        fingerprint_sha1=sha1,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        common_names=field(_common_names, lambda read: read.common_names, ()),
+        key_type=key_type,
+        key_bits=key_bits,
+        signature_algorithm=_signature_algorithm(certificate.signature_algorithm_oid),
+        der=der,
+    )
+
+
+class _DerFallback:
+    """Our own DER reading, done only when cryptography refuses something."""
+
+    def __init__(self, der: bytes) -> None:
+        self._der = der
+        self._done = False
+        self._fields: DerCertificateFields | None = None
+        self.error = ""
+
+    @property
+    def fields(self) -> DerCertificateFields | None:
+        if not self._done:
+            self._done = True
+            try:
+                self._fields = read_certificate_fields(self._der)
+            except DerError as exc:
+                self.error = str(exc)
+        return self._fields
+
+
+class _FieldReader:
+    """One field: cryptography's reading; ours when it refuses; else a default."""
+
+    def __init__(self, certificate: x509.Certificate, fallback: _DerFallback) -> None:
+        self._certificate = certificate
+        self._fallback = fallback
+
+    def __call__(
+        self,
+        parse: Callable[[x509.Certificate], _Value],
+        read: Callable[[DerCertificateFields], _Value],
+        default: _Value,
+    ) -> _Value:
+        try:
+            return parse(self._certificate)
+        except ValueError:
+            fields = self._fallback.fields
+            return read(fields) if fields is not None else default
+
+
+def _facts_from_der(
+    der: bytes, sha256: str, sha1: str, fallback: _DerFallback, *, parse_error: str
+) -> CertificateFacts:
+    fields = fallback.fields
+    if fields is None:
         return CertificateFacts(
             subject="",
             issuer="",
@@ -64,56 +151,45 @@ def certificate_facts(der: bytes) -> CertificateFacts:
             not_after=None,
             fingerprint_sha256=sha256,
             fingerprint_sha1=sha1,
-            parse_error=str(exc),
+            parse_error=f"{parse_error}; {fallback.error}",
             der=der,
         )
-    dns_names, ip_addresses = _subject_alternative_names(certificate)
-    key_type, key_bits = _public_key(certificate)
+    key_type, key_bits = _public_key(lambda: serialization.load_der_public_key(fields.public_key_info))
     return CertificateFacts(
-        subject=_name(lambda: certificate.subject),
-        issuer=_name(lambda: certificate.issuer),
-        serial=_serial(certificate),
-        not_before=_timestamp(lambda: certificate.not_valid_before_utc),
-        not_after=_timestamp(lambda: certificate.not_valid_after_utc),
+        subject=fields.subject,
+        issuer=fields.issuer,
+        serial=_hex(fields.serial),
+        not_before=fields.not_before,
+        not_after=fields.not_after,
         fingerprint_sha256=sha256,
         fingerprint_sha1=sha1,
-        dns_names=dns_names,
-        ip_addresses=ip_addresses,
-        common_names=_common_names(certificate),
+        dns_names=fields.dns_names,
+        ip_addresses=fields.ip_addresses,
+        common_names=fields.common_names,
         key_type=key_type,
         key_bits=key_bits,
-        signature_algorithm=_signature_algorithm(certificate),
+        signature_algorithm=_signature_algorithm(x509.ObjectIdentifier(fields.signature_algorithm_oid)),
+        parse_error=parse_error,
         der=der,
     )
 
 
-def _name(read: Callable[[], x509.Name]) -> str:
-    try:
-        return read().rfc4514_string()
-    except ValueError:
-        return "(undecodable name)"
-
-
-def _serial(certificate: x509.Certificate) -> str:
-    try:
-        serial = certificate.serial_number
-    except ValueError:
+def _hex(serial: int | None) -> str:
+    if serial is None:
         return ""
     return f"-{-serial:X}" if serial < 0 else f"{serial:X}"
 
 
-def _timestamp(read: Callable[[], datetime]) -> float | None:
-    try:
-        return read().timestamp()
-    except ValueError:
-        return None
-
-
-def _subject_alternative_names(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _subject_alternative_names(
+    certificate: x509.Certificate, fallback: _DerFallback
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (x509.ExtensionNotFound, ValueError):
+    except x509.ExtensionNotFound:
         return (), ()
+    except (ValueError, x509.UnsupportedGeneralNameType):  # the latter: x400Address, EDIPartyName
+        fields = fallback.fields
+        return (fields.dns_names, fields.ip_addresses) if fields is not None else ((), ())
     names = extension.value
     dns_names = tuple(str(name) for name in names.get_values_for_type(x509.DNSName))
     ip_addresses = tuple(str(address) for address in names.get_values_for_type(x509.IPAddress))
@@ -121,17 +197,14 @@ def _subject_alternative_names(certificate: x509.Certificate) -> tuple[tuple[str
 
 
 def _common_names(certificate: x509.Certificate) -> tuple[str, ...]:
-    try:
-        attributes = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return tuple(str(attribute.value) for attribute in attributes)
-    except ValueError:
-        return ()
+    attributes = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return tuple(str(attribute.value) for attribute in attributes)
 
 
-def _public_key(certificate: x509.Certificate) -> tuple[str, int]:
+def _public_key(read: Callable[[], PublicKeyTypes]) -> tuple[str, int]:
     try:
-        key = certificate.public_key()
-    except (ValueError, TypeError, NotImplementedError):
+        key = read()
+    except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):  # e.g. GOST or SM2 keys
         return "unknown", 0
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA", key.key_size
@@ -146,8 +219,7 @@ def _public_key(certificate: x509.Certificate) -> tuple[str, int]:
     return "unknown", 0
 
 
-def _signature_algorithm(certificate: x509.Certificate) -> str:
-    oid = certificate.signature_algorithm_oid
+def _signature_algorithm(oid: x509.ObjectIdentifier) -> str:
     # OpenSSL's short name (sha256WithRSAEncryption), which admins recognise.
     name = getattr(oid, "_name", None)
     return name if isinstance(name, str) and name != "Unknown OID" else oid.dotted_string

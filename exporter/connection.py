@@ -41,6 +41,8 @@ class _ClientProtocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.closed = False
+        # Why the connection ended, when the transport knew (a reset, a TLS alert).
+        self.lost_because: Exception | None = None
         self.transport: asyncio.Transport | None = None
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -62,6 +64,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost_because = exc
         self._wake()
 
     def consume(self, count: int) -> None:
@@ -146,7 +149,7 @@ class SmtpConnection:
                 self._record_reply(reply)
                 return reply
             if protocol.closed:
-                raise ConnectionClosed("server closed the connection")
+                raise _closed_error(protocol.lost_because)
             await protocol.wait_for_data()
 
     async def command(self, line: str, *, shown_as: str | None = None) -> SmtpReply:
@@ -160,14 +163,14 @@ class SmtpConnection:
 
     def send_line(self, line: str, *, shown_as: str | None = None) -> None:
         if self._protocol.closed:
-            raise ConnectionClosed("server closed the connection")
+            raise _closed_error(self._protocol.lost_because)
         self._transcript.client(line if shown_as is None else shown_as)
         self._transport.write(line.encode("utf-8") + b"\r\n")
 
     def send_data(self, message: bytes) -> None:
         """Send a dot-stuffed message and the line that ends DATA (RFC 5321 section 4.1.1.4)."""
         if self._protocol.closed:
-            raise ConnectionClosed("server closed the connection")
+            raise _closed_error(self._protocol.lost_because)
         self._transcript.client(f"<message of {len(message)} octets>")
         self._transcript.client(".")
         self._transport.write(message + b".\r\n")
@@ -200,6 +203,20 @@ class SmtpConnection:
         for index, text in enumerate(reply.lines):
             separator = " " if index == last else "-"
             self._transcript.server(f"{reply.code}{separator}{text}")
+
+
+def _closed_error(cause: Exception | None) -> Exception:
+    """What to raise for a connection that has ended, saying why when we know."""
+    if isinstance(cause, ssl.SSLError):
+        reason = cause.reason or str(cause)
+        # An alert is the server hanging up on purpose; TLS 1.3 servers that
+        # require a client certificate send it only after our handshake ended.
+        if "ALERT" in reason:
+            return ConnectionClosed(f"server closed the connection with a TLS alert: {reason}")
+        return cause  # a broken record: not the TLS the server promised
+    if isinstance(cause, ConnectionResetError):
+        return ConnectionClosed("server reset the connection")
+    return ConnectionClosed("server closed the connection")
 
 
 def _os_error_text(exc: OSError) -> str:

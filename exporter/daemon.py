@@ -127,6 +127,7 @@ class Daemon:
             config_last_reload_success_timestamp=self._last_reload_success_timestamp,
             scheduler_lag=scheduler.lag if scheduler else LagHistogram(),
             probes_in_flight=scheduler.in_flight if scheduler else 0,
+            asyncio_tasks=len(asyncio.all_tasks()),
         )
         return self._renderer.render(self.store.records(), status, time.time())
 

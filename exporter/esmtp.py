@@ -48,7 +48,9 @@ def parse_ehlo(reply: SmtpReply) -> EhloCapabilities:
             continue
         parameters = parameters.strip()
         if keyword == "AUTH":
-            auth_mechanisms.update(_mechanism_names(parameters))
+            # The cap holds across AUTH lines too: each name becomes a series.
+            new_names = [name for name in _mechanism_names(parameters) if name not in auth_mechanisms]
+            auth_mechanisms.update(new_names[: MAX_AUTH_MECHANISMS - len(auth_mechanisms)])
             extensions["AUTH"] = " ".join(sorted(auth_mechanisms))
         else:
             extensions.setdefault(keyword, parameters)
@@ -64,11 +66,13 @@ def _mechanism_names(parameters: str) -> list[str]:
     # Mechanism names become label values, so a hostile server must not be
     # able to mint arbitrary or unbounded ones (RFC 4422 section 3.1 syntax).
     names = [word.upper() for word in parameters.split()]
-    return [name for name in names if _SASL_NAME.fullmatch(name)][:MAX_AUTH_MECHANISMS]
+    return [name for name in dict.fromkeys(names) if _SASL_NAME.fullmatch(name)]
 
 
 def _size_limit(parameters: str | None) -> int | None:
     if parameters is None:
         return None
     value = parameters.split(" ", 1)[0]
-    return int(value) if value.isascii() and value.isdigit() else None
+    # Real limits fit in 64 bits; a longer digit string is noise (and int()
+    # refuses more than 4300 digits).
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 20 else None

@@ -92,6 +92,9 @@ class ExporterStatus:
     config_last_reload_success_timestamp: float
     scheduler_lag: LagHistogram
     probes_in_flight: int
+    # Every asyncio task alive (target loops, probes, HTTP handlers): flat
+    # over a long run, or something leaks.
+    asyncio_tasks: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,8 @@ def _render_exporter(status: ExporterStatus) -> str:
         ),
         Family("smtp_exporter_probes_in_flight", "gauge", "Scheduled probes running right now.").header(),
         _sample("smtp_exporter_probes_in_flight", "", status.probes_in_flight),
+        Family("smtp_exporter_asyncio_tasks", "gauge", "asyncio tasks alive in the exporter.").header(),
+        _sample("smtp_exporter_asyncio_tasks", "", status.asyncio_tasks),
         Family(
             "smtp_exporter_scheduler_lag_seconds", "histogram", "How late scheduled probes started against their slot."
         ).header(),

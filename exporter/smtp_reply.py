@@ -7,6 +7,7 @@ peer cannot make us buffer more than ``MAX_REPLY_LINES * MAX_LINE_OCTETS``.
 
 from __future__ import annotations
 
+import codecs
 from typing import NamedTuple
 
 # RFC 5321 section 4.5.3.1.5 allows 512 octets per reply line; real servers
@@ -66,13 +67,34 @@ def parse_reply(buffer: bytes | bytearray) -> tuple[SmtpReply, int] | None:
 
 
 def _check_partial_line(buffer: bytes | bytearray, start: int) -> None:
+    """Reject a line still waiting for its CRLF once no ending can make it valid.
+
+    Waiting for more data would only turn a framing error into a timeout: a
+    server that speaks TLS or HTTP first, or sends a NUL, is a protocol error
+    at once. Each check must hold for every possible continuation.
+    """
     pending = len(buffer) - start
     if pending + 2 > MAX_LINE_OCTETS:
         raise ReplyError(f"reply line longer than {MAX_LINE_OCTETS} octets")
-    # Without a CRLF in the buffer, any LF is a bare one; waiting for more
-    # data would only turn a framing error into a timeout.
+    # The code's first digits are known as soon as they arrive.
+    head = bytes(buffer[start : start + 3])
+    if head and (not head.isdigit() or head[0:1] not in b"2345"):
+        raise ReplyError(_malformed_code(bytes(buffer[start : start + 8])))
+    if buffer[start + 3 : start + 4] not in (b"", b" ", b"-", b"\r"):
+        raise ReplyError(f"malformed reply line {_printable(bytes(buffer[start : start + 16]))!r}")
+    # Without a CRLF in the buffer, any LF is a bare one.
     if buffer.find(b"\n", start) >= 0:
         raise ReplyError("reply line ends in a bare LF")
+    if buffer.find(b"\x00", start) >= 0:
+        raise ReplyError("reply line contains a NUL octet")
+    # Only a CR in the last octet may still be followed by its LF.
+    if 0 <= buffer.find(b"\r", start) < len(buffer) - 1:
+        raise ReplyError("reply line contains a bare CR or LF")
+    try:
+        # Not final: the last character may still be arriving.
+        codecs.getincrementaldecoder("utf-8")().decode(bytes(buffer[start + 4 :]), final=False)
+    except UnicodeDecodeError as exc:
+        raise ReplyError("reply text is not valid UTF-8") from exc
 
 
 def _parse_line(raw: bytes) -> tuple[int, bool, str]:
@@ -85,7 +107,7 @@ def _parse_line(raw: bytes) -> tuple[int, bool, str]:
         raise ReplyError("reply line contains a NUL octet")
     head = raw[:3]
     if len(head) < 3 or not head.isdigit() or head[0:1] not in b"2345":
-        raise ReplyError(f"malformed reply code {_printable(raw[:8])!r}")
+        raise ReplyError(_malformed_code(raw[:8]))
     separator = raw[3:4]
     if separator not in (b"", b" ", b"-"):
         raise ReplyError(f"malformed reply line {_printable(raw[:16])!r}")
@@ -94,6 +116,16 @@ def _parse_line(raw: bytes) -> tuple[int, bool, str]:
     except UnicodeDecodeError as exc:
         raise ReplyError("reply text is not valid UTF-8") from exc
     return int(head), separator != b"-", text
+
+
+def _malformed_code(start: bytes) -> str:
+    message = f"malformed reply code {_printable(start)!r}"
+    # The usual cause is a port that speaks another protocol; say which.
+    if start[:1] in (b"\x15", b"\x16") and start[1:2] == b"\x03":
+        return f"{message}: the server speaks TLS first (an implicit TLS port? then set tls: implicit)"
+    if start.startswith(b"HTTP/"):
+        return f"{message}: the server speaks HTTP"
+    return message
 
 
 def _printable(raw: bytes) -> str:

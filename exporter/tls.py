@@ -16,6 +16,11 @@ _OP_LEGACY_SERVER_CONNECT = 0x4
 # _ssl.ENCODING_DER, for _ssl.Certificate.public_bytes on Python 3.11 and 3.12.
 _ENCODING_DER = 2
 
+# Real chains hold two to five certificates; a server may send 50 or more.
+# Trust is judged on all of them, but only these many are described (their
+# dates and names kept with the result), so each result stays small.
+MAX_DESCRIBED_CHAIN = 10
+
 # What `smtp_tls_version` reports for each protocol name OpenSSL returns.
 TLS_VERSION_NUMBERS = {"SSLv3": 0.3, "TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
@@ -57,7 +62,7 @@ def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
 def describe_session(ssl_object: ssl.SSLObject, *, server_name: str, trust_store: TrustStore) -> TlsSession:
     cipher_name, _protocol, secret_bits = ssl_object.cipher() or ("unknown", "", 0)
     chain_der = presented_chain(ssl_object)
-    chain = tuple(certificate_facts(der) for der in chain_der)
+    chain = tuple(certificate_facts(der) for der in chain_der[:MAX_DESCRIBED_CHAIN])
     leaf = chain[0] if chain else None
     return TlsSession(
         version=ssl_object.version() or "unknown",

@@ -45,7 +45,13 @@ class YamlSyntaxError(ValueError):
 
 
 def load_yaml(text: str) -> YamlDocument:
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader rejects unprintable characters (NUL, most C0 controls)
+        # in its constructor, before any node has a mark.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise YamlSyntaxError(line, f"unacceptable character #x{exc.character:04x}: {exc.reason}") from exc
     try:
         node = loader.get_single_node()
         document = YamlDocument(value=None)

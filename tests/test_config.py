@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.config import (
     AddressFamily,
     AuthMechanism,
     ConfigError,
+    ConfigProblem,
     TlsMode,
     load_config,
     parse_config,
@@ -234,3 +237,28 @@ def test_config_errors_never_quote_a_password(tmp_path: Path, text: str) -> None
     problems = _problems(text, tmp_path)
     assert problems
     assert all("SeCrEt-42" not in problem for problem in problems)
+
+
+def test_unprintable_characters_are_a_syntax_error_with_a_line(tmp_path: Path) -> None:
+    problems = _problems("targets:\n  - host: mail\x00.example.com\n", tmp_path)
+    assert problems == [f"{tmp_path / 'config.yml'}:2: (syntax): invalid YAML: unacceptable character #x0000: "
+                        "special characters are not allowed"]  # fmt: skip
+
+
+_yaml_pieces = st.sampled_from(
+    ["targets:", "defaults:", "\n", "  ", "- ", "host: ", "port: ", "name: ", "interval: ", "timeout: ", "tls: ",
+     "labels: ", "ca_file: ", "server_name: ", "address_family: ", "ehlo_name: ", "a", "1", "-1", "1e400", "5s",
+     "0s", "starttls", "[", "]", "{", "}", ":", ",", "&a ", "*a", "? ", "<<: ", "!!binary ", "!!python/name:os.system",
+     "null", "~", "true", "'", '"', "#", "\t", "---", "\x00", "\x07", "\ufeff", "é", "%YAML 1.1\n"]
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.lists(_yaml_pieces, max_size=40).map("".join))
+def test_any_text_is_a_config_or_config_errors(text: str) -> None:
+    problems: tuple[ConfigProblem, ...] = ()
+    try:
+        parse_config(text, Path("/config/config.yml"))
+    except ConfigError as exc:
+        problems = exc.problems
+    assert all(str(problem).startswith("/config/config.yml:") for problem in problems)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.esmtp import MAX_AUTH_MECHANISMS, parse_ehlo
-from exporter.smtp_reply import SmtpReply
+from exporter.smtp_reply import ReplyError, SmtpReply, parse_reply
 
 
 def test_capabilities_from_a_typical_reply() -> None:
@@ -49,3 +51,63 @@ def test_non_numeric_size_is_ignored() -> None:
 def test_any_reply_text_parses(lines: list[str]) -> None:
     ehlo = parse_ehlo(SmtpReply(250, tuple(lines)))
     assert all(keyword == keyword.upper() for keyword in ehlo.extensions)
+
+
+def test_the_mechanism_cap_holds_across_auth_lines() -> None:
+    lines = [f"AUTH {' '.join(f'M{line}X{index}' for index in range(40))}" for line in range(200)]
+    ehlo = parse_ehlo(SmtpReply(250, ("mail.test", *lines)))
+    assert len(ehlo.auth_mechanisms) == MAX_AUTH_MECHANISMS
+
+
+def test_an_absurd_size_is_ignored() -> None:
+    assert parse_ehlo(SmtpReply(250, ("mail.test", "SIZE " + "9" * 4000))).size_limit is None
+
+
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_give_capabilities_or_a_reply_error(data: bytes) -> None:
+    try:
+        parsed = parse_reply(data)
+    except ReplyError:
+        return
+    if parsed is not None:
+        parse_ehlo(parsed[0])
+
+
+_keyword = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,15}", fullmatch=True).filter(
+    lambda keyword: keyword.upper() != "AUTH" and not keyword.upper().startswith(("AUTH=", "SIZE"))
+)
+_parameters = st.from_regex(r"([!-~]+( [!-~]+)*)?", fullmatch=True)
+_mechanism = st.from_regex(r"[A-Z0-9_-]{1,20}", fullmatch=True)
+
+
+@given(
+    domain=st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?", fullmatch=True),
+    extensions=st.dictionaries(_keyword, _parameters, max_size=20),
+    mechanisms=st.lists(_mechanism, max_size=MAX_AUTH_MECHANISMS, unique=True),
+    size=st.none() | st.integers(0, 2**63),
+    order=st.randoms(use_true_random=False),
+)
+def test_valid_ehlo_replies_round_trip(
+    domain: str, extensions: dict[str, str], mechanisms: list[str], size: int | None, order: random.Random
+) -> None:
+    unique = {keyword.upper(): parameters for keyword, parameters in reversed(extensions.items())}
+    lines = [f"{keyword} {parameters}".rstrip() for keyword, parameters in unique.items()]
+    if mechanisms:
+        lines.append(f"AUTH {' '.join(mechanisms)}")
+    if size is not None:
+        lines.append(f"SIZE {size}")
+    order.shuffle(lines)
+    texts = [f"{domain} Hello probe.test", *lines]
+    wire = "".join(f"250-{text}\r\n" for text in texts[:-1]) + f"250 {texts[-1]}\r\n"
+    parsed = parse_reply(wire.encode("ascii"))
+    assert parsed is not None
+    ehlo = parse_ehlo(parsed[0])
+    assert ehlo.domain == domain
+    assert ehlo.auth_mechanisms == set(mechanisms)
+    assert ehlo.size_limit == size
+    expected = dict(unique)
+    if mechanisms:
+        expected["AUTH"] = " ".join(sorted(mechanisms))
+    if size is not None:
+        expected["SIZE"] = str(size)
+    assert dict(ehlo.extensions) == expected

@@ -79,3 +79,64 @@ def test_valid_replies_round_trip(code: int, lines: list[str]) -> None:
     wire = "".join(f"{code}-{text}\r\n" for text in lines[:-1]) + f"{code} {lines[-1]}\r\n"
     data = wire.encode("utf-8")
     assert parse_reply(data) == (SmtpReply(code, tuple(lines)), len(data))
+
+
+# Bytes shaped like replies, so hypothesis explores codes, separators and
+# framing instead of noise that fails on the first octet.
+_line_pieces = st.sampled_from(
+    [b"220", b"250", b"421", b"25", b"2", b"620", b"HTTP/1.1", b"\x16\x03\x01", b" ", b"-", b"_",
+     b"\r\n", b"\r", b"\n", b"\x00", b"\xe9", b"\xc3\xa9", b"\xc3", b"ok", b"mail.test", b"STARTTLS"]
+)  # fmt: skip
+_reply_like = st.lists(_line_pieces, max_size=24).map(b"".join)
+
+
+def _outcome(data: bytes) -> tuple[SmtpReply, int] | type[ReplyError] | None:
+    try:
+        return parse_reply(data)
+    except ReplyError:
+        return ReplyError
+
+
+@given(_reply_like | st.binary(max_size=512), st.lists(st.integers(0, 600), max_size=8))
+def test_the_verdict_does_not_depend_on_how_the_bytes_arrive(data: bytes, cuts: list[int]) -> None:
+    # The connection parses after every chunk TCP delivers. A prefix may only
+    # be rejected if the whole is, and a reply found early is the whole's.
+    final = _outcome(data)
+    for cut in sorted(cut for cut in cuts if cut < len(data)):
+        early = _outcome(data[:cut])
+        if early is not None:
+            assert early == final, (data[:cut], early, final)
+
+
+@given(_reply_like)
+def test_reply_shaped_bytes_parse_or_raise_only_reply_error(data: bytes) -> None:
+    parsed = _outcome(data)
+    if isinstance(parsed, tuple):
+        reply, used = parsed
+        assert data[used - 2 : used] == b"\r\n"
+        assert 1 <= len(reply.lines) <= MAX_REPLY_LINES
+
+
+@given(st.integers(200, 599), st.lists(_text, min_size=1, max_size=20))
+def test_every_prefix_of_a_valid_reply_waits_for_more(code: int, lines: list[str]) -> None:
+    wire = ("".join(f"{code}-{text}\r\n" for text in lines[:-1]) + f"{code} {lines[-1]}\r\n").encode("utf-8")
+    for cut in range(len(wire)):
+        assert parse_reply(wire[:cut]) is None, wire[:cut]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # No CRLF yet, but no continuation could make these a reply.
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "speaks TLS first"),
+        (b"HTTP/1.1 400 Bad Request", "speaks HTTP"),
+        (b"220 mail\x00", "NUL"),
+        (b"220 mail\rx", "bare CR"),
+        (b"220 caf\xe9 ", "UTF-8"),
+        (b"2x", "malformed reply code"),
+        (b"220_", "malformed reply line"),
+    ],
+)
+def test_hopeless_partial_lines_fail_without_waiting(data: bytes, message: str) -> None:
+    with pytest.raises(ReplyError, match=message):
+        parse_reply(data)

@@ -179,6 +179,10 @@ class ScenarioServers:
                 await script(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                 pass
+            except asyncio.CancelledError:
+                # Only close() cancels; ending quietly spares asyncio's stream
+                # callback from asking a cancelled task for its exception.
+                pass
             finally:
                 writer.close()
 
