@@ -135,7 +135,8 @@ class Daemon:
         return landing_page(self.store.records(), version=__version__)
 
     async def _probe(self, target: TargetConfig) -> ProbeResult:
-        return await run_probe(target, self._tools[target.ca_file], send_due=self._send_due(target))
+        tools = self._tools[target.ca_file]
+        return await run_probe(target, tools, send_due=self._send_due(target), keep_transcript=False)
 
     def _send_due(self, target: TargetConfig) -> bool:
         if target.send is None:

@@ -41,9 +41,11 @@ class ProbeTools:
     trust_store: TrustStore
 
 
-async def run_probe(target: TargetConfig, tools: ProbeTools, *, send_due: bool = False) -> ProbeResult:
+async def run_probe(
+    target: TargetConfig, tools: ProbeTools, *, send_due: bool = False, keep_transcript: bool = True
+) -> ProbeResult:
     """Probe ``target`` once; with ``send_due``, also send its test message."""
-    run = _ProbeRun(target, tools, send_due=send_due)
+    run = _ProbeRun(target, tools, send_due=send_due, keep_transcript=keep_transcript)
     try:
         async with asyncio.timeout_at(run.deadline):
             await _converse(run)
@@ -84,14 +86,14 @@ class _Abort(Exception):
 class _ProbeRun:
     """Mutable state of one probe in progress; frozen into a ProbeResult at the end."""
 
-    def __init__(self, target: TargetConfig, tools: ProbeTools, *, send_due: bool) -> None:
+    def __init__(self, target: TargetConfig, tools: ProbeTools, *, send_due: bool, keep_transcript: bool) -> None:
         self.target = target
         self.tools = tools
         self.send_due = send_due
         self.started_at = time.time()
         self._started = time.perf_counter()
         self.deadline = asyncio.get_running_loop().time() + target.timeout
-        self.transcript = Transcript(self._started)
+        self.transcript = Transcript(self._started, enabled=keep_transcript)
         self.current_phase = Phase.CONNECT
         self.phase_durations: dict[Phase, float] = {}
         self.failures: list[Failure] = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import ssl
+import time
 import warnings
 from typing import Any
 
-from exporter.certificates import certificate_facts
+from exporter.certificates import CertificateFacts, certificate_facts
 from exporter.hostname import hostname_matches
 from exporter.result import TlsSession
 from exporter.trust import TrustStore
@@ -62,14 +65,15 @@ def presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
 def describe_session(ssl_object: ssl.SSLObject, *, server_name: str, trust_store: TrustStore) -> TlsSession:
     cipher_name, _protocol, secret_bits = ssl_object.cipher() or ("unknown", "", 0)
     chain_der = presented_chain(ssl_object)
-    chain = tuple(certificate_facts(der) for der in chain_der[:MAX_DESCRIBED_CHAIN])
+    chain = tuple(_facts(der) for der in chain_der[:MAX_DESCRIBED_CHAIN])
     leaf = chain[0] if chain else None
+    now = time.time()
     return TlsSession(
         version=ssl_object.version() or "unknown",
         cipher=cipher_name,
         cipher_bits=secret_bits or 0,
         chain=chain,
-        trust=trust_store.verify(chain_der),
+        trust=trust_store.verdict(chain_der, now=now, changes_at=_next_validity_change(chain, now)),
         hostname_match=leaf is not None
         and hostname_matches(
             server_name,
@@ -78,3 +82,18 @@ def describe_session(ssl_object: ssl.SSLObject, *, server_name: str, trust_store
             common_names=leaf.common_names,
         ),
     )
+
+
+# Reading a certificate costs more than the rest of a probe's Python work,
+# and thousands of targets present the same few certificates again and again.
+_facts = functools.lru_cache(maxsize=2048)(certificate_facts)
+
+
+def _next_validity_change(chain: tuple[CertificateFacts, ...], now: float) -> float:
+    moments = [
+        moment
+        for certificate in chain
+        for moment in (certificate.not_before, certificate.not_after)
+        if moment is not None and moment > now
+    ]
+    return min(moments, default=math.inf)

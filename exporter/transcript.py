@@ -15,8 +15,11 @@ MAX_TRANSCRIPT_LINE_CHARS = 512
 
 
 class Transcript:
-    def __init__(self, started: float | None = None) -> None:
+    def __init__(self, started: float | None = None, *, enabled: bool = True) -> None:
         self._started = time.perf_counter() if started is None else started
+        # Scheduled probes keep no transcript: nobody reads it there, and ten
+        # thousand targets would hold ten thousand of them.
+        self._enabled = enabled
         self._lines: list[TranscriptLine] = []
         self._dropped = 0
 
@@ -36,6 +39,8 @@ class Transcript:
         return (*self._lines, note)
 
     def _add(self, direction: str, text: str) -> None:
+        if not self._enabled:
+            return
         if len(self._lines) >= MAX_TRANSCRIPT_LINES:
             self._dropped += 1
             return

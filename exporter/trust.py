@@ -27,12 +27,21 @@ log = logging.getLogger(__name__)
 X509_V_ERR_CERT_NOT_YET_VALID = 9
 X509_V_ERR_CERT_HAS_EXPIRED = 10
 
+# A verdict depends on the chain, the anchors (fixed for a store) and the
+# clock. Many targets present the same few chains, probe after probe, so a
+# verdict is reused until the clock could change it, and never for longer
+# than this.
+VERDICT_REUSE_SECONDS = 60.0
+MAX_REMEMBERED_VERDICTS = 4096
+
 
 class TrustStore:
     """Trust anchors (the system's, or one CA file) and a verifier over them."""
 
     def __init__(self, ca_file: Path | None = None) -> None:
         self.ca_file = ca_file
+        # Presented chain -> (verdict, when it must be asked again).
+        self._verdicts: dict[tuple[bytes, ...], tuple[TrustVerdict, float]] = {}
         self._store = crypto.X509Store()
         if ca_file is not None:
             self._store.load_locations(str(ca_file))
@@ -40,8 +49,24 @@ class TrustStore:
             _load_system_anchors(self._store)
         _verify_as_tls_client(self._store)
 
+    def verdict(self, chain_der: Sequence[bytes], *, now: float, changes_at: float) -> TrustVerdict:
+        """The verdict on a presented chain (leaf first) at ``now``.
+
+        ``changes_at`` is the next moment a certificate of the chain starts
+        or stops being valid; a remembered verdict is not used past it.
+        """
+        key = tuple(chain_der)
+        remembered = self._verdicts.get(key)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
+        verdict = self.verify(chain_der)
+        if len(self._verdicts) >= MAX_REMEMBERED_VERDICTS:
+            del self._verdicts[next(iter(self._verdicts))]  # the oldest
+        self._verdicts[key] = (verdict, min(now + VERDICT_REUSE_SECONDS, changes_at))
+        return verdict
+
     def verify(self, chain_der: Sequence[bytes]) -> TrustVerdict:
-        """Verify a presented chain (leaf first) at the current time."""
+        """Verify a presented chain (leaf first) at the current time, asking OpenSSL every time."""
         if not chain_der:
             return TrustVerdict(False, None, "no certificate presented")
         try:

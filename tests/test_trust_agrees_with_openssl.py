@@ -7,10 +7,15 @@ stricter WebPKI verifier would disagree, users see OpenSSL's answer.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from exporter.config import TargetConfig, TlsMode
 from exporter.probe import ProbeTools, run_probe
@@ -79,3 +84,19 @@ def test_verdicts_match_openssl(pki: Pki, servers: ScenarioServers, cert_dir: Pa
     assert verdicts["self-signed"] == (False, 18)
     assert verdicts["unknown CA"][0] is False
     assert verdicts["leaf for client auth only"] == (False, 26)
+
+
+def test_remembered_verdicts_end_when_a_certificate_expires(pki: Pki) -> None:
+    expires_at = time.time() + 1.5
+    leaf = pki.leaf(not_after=datetime.datetime.fromtimestamp(expires_at, datetime.UTC))
+    chain = [
+        certificate.public_bytes(serialization.Encoding.DER)
+        for certificate in x509.load_pem_x509_certificates(leaf.chain_pem)
+    ]
+    store = TrustStore(pki.ca_file)
+    assert store.verdict(chain, now=time.time(), changes_at=expires_at).trusted
+    while time.time() <= expires_at + 1:  # OpenSSL's clock has whole seconds
+        time.sleep(0.2)
+    # Within the reuse period, but past the change: asked again, and now expired.
+    verdict = store.verdict(chain, now=time.time(), changes_at=expires_at)
+    assert (verdict.trusted, verdict.error_code) == (False, 10)
