@@ -39,12 +39,15 @@ class ConnectFailed(OSError):
 
 
 class _ClientProtocol(asyncio.Protocol):
+    """Bytes from the socket into ``buffer``; decrypted first once TLS is on."""
+
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.closed = False
-        # Why the connection ended, when the transport knew (a reset, a TLS alert).
+        # Why the connection ended, when we know (a reset, a TLS alert).
         self.lost_because: Exception | None = None
         self.transport: asyncio.Transport | None = None
+        self.tls: _Tls | None = None
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -52,21 +55,33 @@ class _ClientProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > READ_BUFFER_LIMIT and self.transport is not None:
-            self.transport.pause_reading()
-            self._paused = True
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except ssl.SSLError as exc:  # an alert, or records that are not TLS
+                self._lose(exc)
+                return
+        if data:
+            self.buffer += data
+            if len(self.buffer) > READ_BUFFER_LIMIT and self.transport is not None:
+                self.transport.pause_reading()
+                self._paused = True
         self._wake()
 
     def eof_received(self) -> bool:
-        self.closed = True
-        self._wake()
+        self._lose(None)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.lost_because = exc
-        self._wake()
+        self._lose(exc)
+
+    def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise _closed_error(self.lost_because)
+        if self.tls is not None:
+            self.tls.send(data)
+        else:
+            self.transport.write(data)
 
     def consume(self, count: int) -> None:
         del self.buffer[:count]
@@ -81,9 +96,92 @@ class _ClientProtocol(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def _lose(self, cause: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.lost_because = cause
+            if self.tls is not None:
+                self.tls.connection_lost(cause)
+            if self.transport is not None and cause is not None:
+                self.transport.abort()
+        self._wake()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+class _Tls:
+    """TLS over our own transport, through an SSLObject and two memory buffers.
+
+    asyncio's start_tls stacks a second protocol and transport with their own
+    buffering and flow control; measured here, that machinery cost more CPU
+    than the handshake itself (bench/RESULTS.md). Driving the SSLObject
+    directly keeps every byte in one place, ours.
+    """
+
+    def __init__(self, ssl_object: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 transport: asyncio.Transport) -> None:  # fmt: skip
+        self.ssl_object = ssl_object
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._transport = transport
+        self.handshake_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def start(self) -> None:
+        self._step_handshake()
+
+    def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the socket; return the application data they complete."""
+        self._incoming.write(data)
+        if not self.handshake_done.done():
+            self._step_handshake()
+            if not self.handshake_done.done() or self.handshake_done.exception() is not None:
+                return b""
+        return self._read()
+
+    def send(self, data: bytes) -> None:
+        self.ssl_object.write(data)
+        self._flush()
+
+    def connection_lost(self, cause: Exception | None) -> None:
+        if not self.handshake_done.done():
+            if isinstance(cause, (ssl.SSLError, ConnectionError)):
+                self.handshake_done.set_exception(cause)
+            else:
+                self.handshake_done.set_exception(
+                    ConnectionClosed("server closed the connection during the TLS handshake")
+                )
+
+    def _step_handshake(self) -> None:
+        try:
+            self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            self.handshake_done.set_exception(exc)
+        else:
+            self.handshake_done.set_result(None)
+        finally:
+            self._flush()  # our next handshake message, or an alert
+
+    def _read(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = self.ssl_object.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break  # nothing more yet, or the server's close_notify
+            if not chunk:
+                break
+            chunks.append(chunk)
+        self._flush()
+        return b"".join(chunks)
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._transport.write(pending)
 
 
 class SmtpConnection:
@@ -157,18 +255,14 @@ class SmtpConnection:
         return await self.read_reply()
 
     def send_line(self, line: str, *, shown_as: str | None = None) -> None:
-        if self._protocol.closed:
-            raise _closed_error(self._protocol.lost_because)
+        self._protocol.send(line.encode("utf-8") + b"\r\n")
         self._transcript.client(line if shown_as is None else shown_as)
-        self._transport.write(line.encode("utf-8") + b"\r\n")
 
     def send_data(self, message: bytes) -> None:
         """Send a dot-stuffed message and the line that ends DATA (RFC 5321 section 4.1.1.4)."""
-        if self._protocol.closed:
-            raise _closed_error(self._protocol.lost_because)
+        self._protocol.send(message + b".\r\n")
         self._transcript.client(f"<message of {len(message)} octets>")
         self._transcript.client(".")
-        self._transport.write(message + b".\r\n")
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> ssl.SSLObject:
         """Upgrade to TLS. Plaintext received before this point is discarded."""
@@ -178,14 +272,14 @@ class SmtpConnection:
             # been injected by an attacker and must not be read as TLS-protected.
             self._transcript.event(f"discarded {discarded} octets received before the TLS handshake")
             self._protocol.consume(discarded)
-        loop = asyncio.get_running_loop()
-        transport = await loop.start_tls(self._transport, self._protocol, context, server_hostname=server_hostname)
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if transport is None or not isinstance(ssl_object, ssl.SSLObject):
-            raise ConnectionClosed("server closed the connection during the TLS handshake")
-        # uvloop's TLS transport has the Transport interface without the class.
-        self._transport = transport
-        self._protocol.transport = self._transport
+        if self._protocol.closed:
+            raise _closed_error(self._protocol.lost_because)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ssl_object = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_hostname)
+        tls = _Tls(ssl_object, incoming, outgoing, self._transport)
+        self._protocol.tls = tls
+        tls.start()
+        await tls.handshake_done
         return ssl_object
 
     def close(self) -> None:
@@ -214,9 +308,7 @@ def _closed_error(cause: Exception | None) -> Exception:
     return ConnectionClosed("server closed the connection")
 
 
-async def _resolve(
-    loop: asyncio.AbstractEventLoop, host: str, port: int, family: socket.AddressFamily
-) -> list[str]:
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int, family: socket.AddressFamily) -> list[str]:
     """The addresses to try, in the resolver's order."""
     try:
         # An address needs no resolver: asyncio would still hand it to a
