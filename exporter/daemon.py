@@ -146,6 +146,9 @@ class Daemon:
 
     def _record(self, target: TargetConfig, result: ProbeResult) -> None:
         previous = self.store.record_result(target, result)
+        record = self.store.get(target.name)
+        if record is not None and record.result is result:
+            self._renderer.refresh(record)
         reasons = sorted({failure.reason.value for failure in result.failures})
         log.debug(
             "probe finished",

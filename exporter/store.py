@@ -60,6 +60,9 @@ class ResultStore:
             record.last_send = result.send
         return previous
 
+    def get(self, name: str) -> TargetRecord | None:
+        return self._records.get(name)
+
     def last_send(self, name: str) -> SendOutcome | None:
         record = self._records.get(name)
         return record.last_send if record else None

@@ -1,0 +1,173 @@
+"""10,000 targets on one exporter: CPU, memory, scheduler lag and scrape latency.
+
+The targets are spread over several STARTTLS listeners of a loopback
+Postfix and probed every 60 s. After the first interval (in which the first
+probes of all targets are spread out) the run is steady; the figures below
+are taken from then on.
+
+    python -m bench.scale [--targets 10000] [--interval 60] [--minutes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procstat import cpu_seconds, rss_bytes, tree_cpu_seconds
+from bench.setup import free_port, machine_description, missing_requirements, postfix_server, start_exporter, stop
+from tests.support.exporter_process import Scrape
+from tests.support.pki import SERVER_NAME
+
+LISTENERS = 5
+SCRAPE_EVERY_SECONDS = 15.0
+
+
+@dataclass
+class Run:
+    targets: int
+    interval: float
+    steady_seconds: float = 0.0
+    exporter_cpu: float = 0.0
+    server_cpu: float = 0.0
+    probes: int = 0
+    failures: int = 0
+    rss: list[int] = field(default_factory=list)
+    scrape_seconds: list[float] = field(default_factory=list)
+    scrape_bytes: int = 0
+    lag_buckets: list[tuple[float, float]] = field(default_factory=list)
+    max_in_flight: float = 0.0
+
+
+def _config(path: Path, ports: list[int], ca_file: Path, targets: int, interval: float) -> None:
+    lines = [
+        f"defaults: {{interval: {interval:g}s, timeout: 10s, ehlo_name: probe.test, ca_file: {ca_file}}}",
+        "targets:",
+    ]
+    lines += [
+        f"  - {{name: t{index:05d}, host: 127.0.0.1, port: {ports[index % len(ports)]}, server_name: {SERVER_NAME}}}"
+        for index in range(targets)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _scrape(port: int) -> tuple[float, Scrape, int]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+        body = response.read()
+    elapsed = time.perf_counter() - started
+    return elapsed, Scrape(body.decode()), len(body)
+
+
+def _totals(scrape: Scrape) -> tuple[int, int, list[tuple[float, float]]]:
+    probes = int(sum(value for _, value in scrape.find("smtp_probes_total")))
+    failures = int(sum(value for _, value in scrape.find("smtp_probe_failures_total")))
+    buckets = sorted(
+        (float(labels["le"]), value) for labels, value in scrape.find("smtp_exporter_scheduler_lag_seconds_bucket")
+    )
+    return probes, failures, buckets
+
+
+def _quantile_bound(buckets: list[tuple[float, float]], quantile: float) -> float:
+    """The upper bound of the bucket holding the quantile (what a histogram can say)."""
+    total = buckets[-1][1]
+    for bound, count in buckets:
+        if count >= quantile * total:
+            return bound
+    return math.inf
+
+
+def run(targets: int, interval: float, minutes: float) -> Run:
+    result = Run(targets, interval)
+    with postfix_server(extra_ports=LISTENERS - 1) as (server, pki), tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "config.yml"
+        ports = [server.submission_port, *server.extra_submission_ports]
+        _config(config, ports, pki.ca_file, targets, interval)
+        port = free_port()
+        process = start_exporter(config, port)
+        try:
+            time.sleep(interval + 5)  # the first probes of every target, spread over one interval
+            _, first, _ = _scrape(port)
+            probes0, failures0, buckets0 = _totals(first)
+            cpu0, server0, started = cpu_seconds(process.pid), tree_cpu_seconds(server.master_pid), time.monotonic()
+            next_scrape = started
+            while (now := time.monotonic()) - started < minutes * 60:
+                result.rss.append(rss_bytes(process.pid))
+                if now >= next_scrape:
+                    elapsed, scrape, size = _scrape(port)
+                    result.scrape_seconds.append(elapsed)
+                    result.scrape_bytes = size
+                    result.max_in_flight = max(
+                        result.max_in_flight, scrape.value("smtp_exporter_probes_in_flight") or 0
+                    )
+                    next_scrape += SCRAPE_EVERY_SECONDS
+                time.sleep(1)
+            _, last, _ = _scrape(port)
+            result.steady_seconds = time.monotonic() - started
+            result.exporter_cpu = cpu_seconds(process.pid) - cpu0
+            result.server_cpu = tree_cpu_seconds(server.master_pid) - server0
+            probes1, failures1, buckets1 = _totals(last)
+            result.probes = probes1 - probes0
+            result.failures = failures1 - failures0
+            before = dict(buckets0)
+            result.lag_buckets = [(bound, count - before.get(bound, 0)) for bound, count in buckets1]
+        finally:
+            stop(process)
+    return result
+
+
+def report(result: Run) -> str:
+    cores = result.exporter_cpu / result.steady_seconds
+    server_cores = result.server_cpu / result.steady_seconds
+    scrapes = sorted(result.scrape_seconds)
+    p99_scrape = scrapes[min(len(scrapes) - 1, math.ceil(0.99 * len(scrapes)) - 1)]
+    expected = result.targets * result.steady_seconds / result.interval
+    lag_p50 = _quantile_bound(result.lag_buckets, 0.5)
+    lag_p99 = _quantile_bound(result.lag_buckets, 0.99)
+    rows = [
+        ("Targets / interval", f"{result.targets} / {result.interval:g} s", ""),
+        ("Steady-state window", f"{result.steady_seconds / 60:.1f} min", ""),
+        ("Probes run (expected)", f"{result.probes} ({expected:.0f}); failed: {result.failures}", ""),
+        (
+            "Exporter CPU",
+            f"{cores:.2f} cores ({1000 * result.exporter_cpu / max(result.probes, 1):.2f} ms/probe)",
+            "<= 1 core",
+        ),
+        ("Exporter RSS (max)", f"{max(result.rss) / 2**20:.0f} MiB", "< 200 MB"),
+        ("Scheduler lag p50 / p99", f"<= {lag_p50:g} s / <= {lag_p99:g} s", "p99 < 2 s"),
+        (
+            "/metrics scrape p50 / p99",
+            f"{1000 * statistics.median(scrapes):.0f} ms / {1000 * p99_scrape:.0f} ms",
+            "p50 < 100 ms",
+        ),
+        ("/metrics size", f"{result.scrape_bytes / 2**20:.1f} MiB", ""),
+        ("Probes in flight (max seen)", f"{result.max_in_flight:g}", ""),
+        ("Postfix CPU (the target)", f"{server_cores:.2f} cores", "not the bottleneck"),
+    ]
+    lines = [f"Machine: {machine_description()}", "", "| measure | result | goal |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {goal} |" for name, value, goal in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=10000)
+    parser.add_argument("--interval", type=float, default=60)
+    parser.add_argument("--minutes", type=float, default=5)
+    arguments = parser.parse_args()
+    why_not = missing_requirements()
+    if why_not:
+        print(f"cannot run: {why_not}", file=sys.stderr)
+        return 2
+    print(report(run(arguments.targets, arguments.interval, arguments.minutes)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
