@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import socket
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,11 +58,38 @@ def _config(path: Path, ports: list[int], ca_file: Path, targets: int, interval:
 
 
 def _scrape(port: int) -> tuple[float, Scrape, int]:
+    """Time one GET /metrics as Prometheus would see it, then parse it untimed.
+
+    A plain socket reads the 20 MB answer as fast as Prometheus's Go client;
+    urllib's reader would add a few hundred milliseconds of its own.
+    """
+    buffer = bytearray(64 * 2**20)
+    view = memoryview(buffer)
+    received = 0
     started = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
-        body = response.read()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        while count := sock.recv_into(view[received:]):
+            received += count
     elapsed = time.perf_counter() - started
-    return elapsed, Scrape(body.decode()), len(body)
+    head, _, body = bytes(view[:received]).partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+        raise RuntimeError(f"scrape failed: {head[:200]!r}")
+    return elapsed, Scrape(_unchunk(head, body).decode()), received
+
+
+def _unchunk(head: bytes, body: bytes) -> bytes:
+    if b"transfer-encoding: chunked" not in head.lower():
+        return body
+    out = bytearray()
+    position = 0
+    while True:
+        end = body.index(b"\r\n", position)
+        size = int(body[position:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2 : end + 2 + size]
+        position = end + 2 + size + 2
 
 
 def _totals(scrape: Scrape) -> tuple[int, int, list[tuple[float, float]]]:

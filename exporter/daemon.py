@@ -78,6 +78,7 @@ class Daemon:
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
+        self._renderer.set_targets(self.store.records())
 
     def start(self) -> None:
         if self._config is None:
@@ -102,6 +103,7 @@ class Daemon:
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
+        self._renderer.set_targets(self.store.records())
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
         log.info("config reloaded", extra={"targets": len(self.store)})
@@ -118,7 +120,7 @@ class Daemon:
             return ProbeResponse(503, "the configuration is not loaded yet\n")
         return await probe_on_demand(self._config, self._tools.__getitem__, query, scrape_timeout_header)
 
-    def metrics_text(self) -> str:
+    def metrics_chunks(self) -> list[str]:
         scheduler = self._scheduler
         status = ExporterStatus(
             version=__version__,
@@ -129,7 +131,10 @@ class Daemon:
             probes_in_flight=scheduler.in_flight if scheduler else 0,
             asyncio_tasks=len(asyncio.all_tasks()),
         )
-        return self._renderer.render(self.store.records(), status, time.time())
+        return self._renderer.render(status, time.time())
+
+    def metrics_text(self) -> str:
+        return "".join(self.metrics_chunks())
 
     def landing_page(self) -> str:
         return landing_page(self.store.records(), version=__version__)

@@ -91,6 +91,17 @@ class Shard:
         return int.from_bytes(digest[8:16], "big") % self.count == self.index
 
 
+def first_delay(name: str, interval: float, *, now: float, window: float) -> float:
+    """How long a new target waits for its first probe.
+
+    The time to the target's next slot on its grid, shrunk to ``window``:
+    a handful of new targets are probed at once, while with a full window
+    (many targets) the first probe already falls on the target's grid.
+    """
+    offset = stable_fraction(name) * interval
+    return (offset - now) % interval * min(window, interval) / interval
+
+
 def next_due(after: float, *, offset: float, interval: float) -> float:
     """The first grid point ``offset + k * interval`` at or after ``after``."""
     steps = math.ceil((after - offset) / interval)
@@ -119,9 +130,10 @@ class Scheduler:
                 del self._tasks[name]
         new = [target for name, target in wanted.items() if name not in self._tasks]
         window = len(new) / FIRST_PROBES_PER_SECOND
+        now = asyncio.get_running_loop().time()
         for target in new:
-            first_delay = stable_fraction(target.name) * min(window, target.interval)
-            task = asyncio.create_task(self._run_target(target, first_delay), name=f"probe {target.name}")
+            delay = first_delay(target.name, target.interval, now=now, window=window)
+            task = asyncio.create_task(self._run_target(target, delay), name=f"probe {target.name}")
             self._tasks[target.name] = (target, task)
 
     async def close(self) -> None:

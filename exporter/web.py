@@ -18,7 +18,7 @@ class ExporterState(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def metrics_text(self) -> str: ...
+    def metrics_chunks(self) -> list[str]: ...
 
     def landing_page(self) -> str: ...
 
@@ -30,8 +30,17 @@ class ExporterState(Protocol):
 
 
 def create_app(state: ExporterState) -> web.Application:
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=state.metrics_text().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        # The text is taken in one go, so a scrape sees one consistent state;
+        # it is encoded and sent a family at a time, so 10,000 targets' 20 MB
+        # never exist as one string and one bytes object at once.
+        chunks = state.metrics_chunks()
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk.encode("utf-8"))
+        await response.write_eof()
+        return response
 
     async def landing(_request: web.Request) -> web.Response:
         return web.Response(text=state.landing_page(), content_type="text/html")
