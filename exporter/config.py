@@ -578,13 +578,20 @@ class _Reader:
             return None
         return raw
 
-    def _auth(self, raw: Any, path: KeyPath) -> AuthConfig | None:
+    def _block(self, raw: Any, path: KeyPath, keys: Sequence[str], expected: str) -> dict[Any, Any] | None:
+        """An optional mapping with known keys; None when absent or unusable."""
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            self.problem(path, "must be a mapping with username and one of password_env, password_file, password")
+            self.problem(path, f"must be a mapping with {expected}")
             return None
-        self._reject_unknown_keys(raw, path, _AUTH_KEYS)
+        self._reject_unknown_keys(raw, path, keys)
+        return raw
+
+    def _auth(self, raw: Any, path: KeyPath) -> AuthConfig | None:
+        raw = self._block(raw, path, _AUTH_KEYS, "username and one of password_env, password_file, password")
+        if raw is None:
+            return None
         username = self._string(raw.get("username"), (*path, "username"), required=True)
         sources = [key for key in _PASSWORD_SOURCES if key in raw]
         if len(sources) != 1:
@@ -630,12 +637,9 @@ class _Reader:
             return None
 
     def _send(self, raw: Any, path: KeyPath) -> SendConfig | None:
+        raw = self._block(raw, path, _SEND_KEYS, "from and to")
         if raw is None:
             return None
-        if not isinstance(raw, dict):
-            self.problem(path, "must be a mapping with from and to")
-            return None
-        self._reject_unknown_keys(raw, path, _SEND_KEYS)
         sender = self._address(raw.get("from"), (*path, "from"))
         raw_to = raw.get("to")
         to_list = raw_to if isinstance(raw_to, list) else [raw_to]
