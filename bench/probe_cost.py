@@ -40,33 +40,21 @@ async def _open(port: int) -> SmtpConnection:
 
 
 def stages(port: int, tools: ProbeTools, target: TargetConfig) -> dict[str, Stage]:
-    async def to_starttls(count: int) -> None:
-        for _ in range(count):
-            connection = await _open(port)
-            await connection.read_reply()
-            await connection.command("EHLO probe.test")
-            await connection.command("STARTTLS")
-            connection.close()
+    def conversation(*, handshake: bool, ehlo_and_quit: bool) -> Stage:
+        async def run(count: int) -> None:
+            for _ in range(count):
+                connection = await _open(port)
+                await connection.read_reply()
+                await connection.command("EHLO probe.test")
+                await connection.command("STARTTLS")
+                if handshake:
+                    await connection.start_tls(tools.handshake_context, SERVER_NAME)
+                if ehlo_and_quit:
+                    await connection.command("EHLO probe.test")
+                    await connection.command("QUIT")
+                connection.close()
 
-    async def to_handshake(count: int) -> None:
-        for _ in range(count):
-            connection = await _open(port)
-            await connection.read_reply()
-            await connection.command("EHLO probe.test")
-            await connection.command("STARTTLS")
-            await connection.start_tls(tools.handshake_context, SERVER_NAME)
-            connection.close()
-
-    async def to_quit(count: int) -> None:
-        for _ in range(count):
-            connection = await _open(port)
-            await connection.read_reply()
-            await connection.command("EHLO probe.test")
-            await connection.command("STARTTLS")
-            await connection.start_tls(tools.handshake_context, SERVER_NAME)
-            await connection.command("EHLO probe.test")
-            await connection.command("QUIT")
-            connection.close()
+        return run
 
     async def whole_probe(count: int) -> None:
         for _ in range(count):
@@ -75,9 +63,9 @@ def stages(port: int, tools: ProbeTools, target: TargetConfig) -> dict[str, Stag
                 raise RuntimeError(f"probe failed: {result.failures}")
 
     return {
-        "connect, greeting, EHLO, STARTTLS": to_starttls,
-        "... and the TLS handshake": to_handshake,
-        "... and EHLO and QUIT over TLS": to_quit,
+        "connect, greeting, EHLO, STARTTLS": conversation(handshake=False, ehlo_and_quit=False),
+        "... and the TLS handshake": conversation(handshake=True, ehlo_and_quit=False),
+        "... and EHLO and QUIT over TLS": conversation(handshake=True, ehlo_and_quit=True),
         "the whole probe (chain, trust, host name, result)": whole_probe,
     }
 

@@ -7,6 +7,7 @@ once, so a person fixes a config in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fnmatch
 import ipaddress
@@ -107,12 +108,9 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
-class ProbeModule:
-    """A named probe profile for /probe: a target's options without the target."""
+class ProbeOptions:
+    """The options targets and /probe modules share."""
 
-    name: str
-    # None: the probed host is the server name.
-    server_name: str | None
     tls: TlsMode
     timeout: float
     ehlo_name: str
@@ -121,22 +119,60 @@ class ProbeModule:
     auth: AuthConfig | None
     allow_plaintext_auth: bool
 
+    def as_target_fields(self) -> dict[str, Any]:
+        return {
+            "tls": self.tls,
+            "timeout": self.timeout,
+            "ehlo_name": self.ehlo_name,
+            "ca_file": self.ca_file,
+            "address_family": self.address_family,
+            "auth": self.auth,
+            "allow_plaintext_auth": self.allow_plaintext_auth,
+        }
+
+
+def split_host_port(server: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address. Raises ValueError."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif server.count(":") == 1:
+        host, _, port_text = server.partition(":")
+    else:
+        host, port_text = server, ""
+    if not host:
+        raise ValueError(f"no host in {server!r}")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port in {server!r}")
+    return host, int(port_text)
+
+
+def is_plain_address(address: str) -> bool:
+    """local@domain with nothing that could rewrite an SMTP command line."""
+    return "@" in address and not any(char in address for char in "<>\r\n \t")
+
+
+@dataclass(frozen=True)
+class ProbeModule:
+    """A named probe profile for /probe: a target's options without the target."""
+
+    name: str
+    # None: the probed host is the server name.
+    server_name: str | None
+    options: ProbeOptions
+
     def target_for(self, host: str, port: int | None, *, timeout: float | None = None) -> TargetConfig:
-        port = port or DEFAULT_PORTS[self.tls]
-        timeout = self.timeout if timeout is None else timeout
+        options = self.options if timeout is None else dataclasses.replace(self.options, timeout=timeout)
+        port = port or DEFAULT_PORTS[options.tls]
         return TargetConfig(
             name=f"{host}:{port}",
             host=host,
             port=port,
-            tls=self.tls,
             server_name=self.server_name or host,
-            ehlo_name=self.ehlo_name,
-            interval=timeout * 2,  # never scheduled; a target just needs one
-            timeout=timeout,
-            ca_file=self.ca_file,
-            address_family=self.address_family,
-            auth=self.auth,
-            allow_plaintext_auth=self.allow_plaintext_auth,
+            interval=options.timeout * 2,  # never scheduled; a target just needs one
+            **options.as_target_fields(),
         )
 
 
@@ -243,51 +279,6 @@ def _option_reader(raw: dict[Any, Any], path: KeyPath, defaults: _Defaults) -> _
         return defaults.get(key, (None, (*path, key)))
 
     return option
-
-
-@dataclass(frozen=True)
-class _ProbeOptions:
-    tls: TlsMode
-    timeout: float
-    ehlo_name: str
-    ca_file: Path | None
-    address_family: AddressFamily
-    auth: AuthConfig | None
-    allow_plaintext_auth: bool
-
-    def as_target_fields(self) -> dict[str, Any]:
-        return {
-            "tls": self.tls,
-            "timeout": self.timeout,
-            "ehlo_name": self.ehlo_name,
-            "ca_file": self.ca_file,
-            "address_family": self.address_family,
-            "auth": self.auth,
-            "allow_plaintext_auth": self.allow_plaintext_auth,
-        }
-
-
-def split_host_port(server: str) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address. Raises ValueError."""
-    if server.startswith("["):
-        host, _, rest = server[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif server.count(":") == 1:
-        host, _, port_text = server.partition(":")
-    else:
-        host, port_text = server, ""
-    if not host:
-        raise ValueError(f"no host in {server!r}")
-    if not port_text:
-        return host, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid port in {server!r}")
-    return host, int(port_text)
-
-
-def is_plain_address(address: str) -> bool:
-    """local@domain with nothing that could rewrite an SMTP command line."""
-    return "@" in address and not any(char in address for char in "<>\r\n \t")
 
 
 def load_config(source: Path) -> Config:
@@ -442,7 +433,7 @@ class _Reader:
             **options.as_target_fields(),
         )
 
-    def _read_probe_options(self, option: _OptionReader) -> _ProbeOptions | None:
+    def _read_probe_options(self, option: _OptionReader) -> ProbeOptions | None:
         """The options targets and /probe modules share."""
         problems_before = self.problems_seen
         tls = self._choice(*option("tls"), TlsMode)
@@ -462,7 +453,7 @@ class _Reader:
             or allow_plaintext_auth is None
         ):
             return None
-        return _ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
 
     def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
         if raw is None:
@@ -481,7 +472,7 @@ class _Reader:
             options = self._read_probe_options(option)
             server_name = self._string(entry.get("server_name"), (*path, "server_name"))
             if options is not None:
-                modules[str(name)] = ProbeModule(str(name), server_name, **options.as_target_fields())
+                modules[str(name)] = ProbeModule(str(name), server_name, options)
         return modules
 
     def _read_probe_allow(self, raw: Any) -> tuple[ProbeAllowRule, ...]:

@@ -42,7 +42,7 @@ def load_runtime(path: Path) -> tuple[Config, dict[Path | None, ProbeTools]]:
     tools: dict[Path | None, ProbeTools] = {}
     problems: list[ConfigProblem] = []
     users = [(f"targets[{index}]", target.ca_file) for index, target in enumerate(config.targets)]
-    users += [(f"modules.{name}", module.ca_file) for name, module in config.modules.items()]
+    users += [(f"modules.{name}", module.options.ca_file) for name, module in config.modules.items()]
     for where, ca_file in users:
         if ca_file in tools:
             continue

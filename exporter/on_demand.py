@@ -61,7 +61,7 @@ async def probe_on_demand(
         host, port = split_host_port(requested)
     except ValueError as exc:
         return ProbeResponse(400, f"invalid target: {exc}\n")
-    target = module.target_for(host, port, timeout=probe_timeout(module.timeout, scrape_timeout_header))
+    target = module.target_for(host, port, timeout=probe_timeout(module.options.timeout, scrape_timeout_header))
     if not config.probe_allowed(target.host, target.port):
         return ProbeResponse(
             403, f"{target.host}:{target.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
