@@ -20,12 +20,12 @@ from typing import Any
 import uvloop
 
 from bench.setup import machine_description, missing_requirements, postfix_server
-from exporter.config import TargetConfig, TlsMode
-from exporter.connection import SmtpConnection
-from exporter.probe import ProbeTools, run_probe
-from exporter.tls import handshake_context
-from exporter.transcript import Transcript
-from exporter.trust import TrustStore
+from exporter.config.loader import TargetConfig, TlsMode
+from exporter.net.connection import SmtpConnection
+from exporter.probe.run import ProbeTools, run_probe
+from exporter.probe.transcript import Transcript
+from exporter.tls.session import handshake_context
+from exporter.tls.trust import TrustStore
 from tests.support.pki import SERVER_NAME
 
 Stage = Callable[[int], Coroutine[Any, Any, None]]

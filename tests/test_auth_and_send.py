@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from exporter.config import AuthConfig, AuthMechanism, TargetConfig, TlsMode
-from exporter.message import SUBJECT_MARKER
-from exporter.probe import ProbeTools, run_probe
-from exporter.secret import Secret
-from exporter.tls import handshake_context
-from exporter.trust import TrustStore
+from exporter.config.loader import AuthConfig, AuthMechanism, TargetConfig, TlsMode
+from exporter.config.secret import Secret
+from exporter.probe.run import ProbeTools, run_probe
+from exporter.smtp.message import SUBJECT_MARKER
+from exporter.tls.session import handshake_context
+from exporter.tls.trust import TrustStore
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.pki import SERVER_NAME, Pki, self_signed
 from tests.support.servers import AuthHandler, ScenarioServers

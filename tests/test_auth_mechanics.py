@@ -9,9 +9,9 @@ import email.policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.auth import choose_mechanism, cram_md5_response, plain_response
-from exporter.config import AuthMechanism, SendConfig
-from exporter.message import SUBJECT_MARKER, build_message, dot_stuff
+from exporter.config.loader import AuthMechanism, SendConfig
+from exporter.smtp.auth import choose_mechanism, cram_md5_response, plain_response
+from exporter.smtp.message import SUBJECT_MARKER, build_message, dot_stuff
 
 
 def test_cram_md5_matches_rfc_2195_example() -> None:

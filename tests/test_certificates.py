@@ -15,8 +15,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from exporter.certificate_der import DerError, read_certificate_fields
-from exporter.certificates import certificate_facts
+from exporter.tls.certificates import certificate_facts
+from exporter.tls.der import DerError, read_certificate_fields
 from tests.support.odd_certificates import OddCertificates
 from tests.support.pki import SERVER_NAME, ServerCertificate
 

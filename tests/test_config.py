@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config import (
+from exporter.config.loader import (
     AddressFamily,
     AuthMechanism,
     ConfigError,

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporter.demo import DEMO_USER, POSTURES
-from exporter.exposition import TARGET_FAMILIES
+from exporter.demo.main import DEMO_USER, POSTURES
+from exporter.metrics.render import TARGET_FAMILIES
 from tests.support.demo_process import POSTURE_NAMES, DemoProcess
 from tests.support.exporter_process import Scrape
 

@@ -7,8 +7,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.esmtp import MAX_AUTH_MECHANISMS, parse_ehlo
-from exporter.smtp_reply import ReplyError, SmtpReply, parse_reply
+from exporter.smtp.ehlo import MAX_AUTH_MECHANISMS, parse_ehlo
+from exporter.smtp.reply import ReplyError, SmtpReply, parse_reply
 
 
 def test_capabilities_from_a_typical_reply() -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from exporter.esmtp import MAX_AUTH_MECHANISMS
-from exporter.exposition import MAX_LABEL_VALUE_CHARS
-from exporter.tls import MAX_DESCRIBED_CHAIN
+from exporter.metrics.render import MAX_LABEL_VALUE_CHARS
+from exporter.smtp.ehlo import MAX_AUTH_MECHANISMS
+from exporter.tls.session import MAX_DESCRIBED_CHAIN
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.hostile import EXPECTED_FAILURES, ehlo_offering, start_hostile_servers
 from tests.support.pki import SERVER_NAME, Pki, ServerCertificate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.hostname import hostname_matches
+from exporter.tls.hostname import hostname_matches
 
 
 @pytest.mark.parametrize(

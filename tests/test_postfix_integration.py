@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from exporter.message import SUBJECT_MARKER, TARGET_HEADER
+from exporter.smtp.message import SUBJECT_MARKER, TARGET_HEADER
 from tests.support.environment import require
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.pki import Pki

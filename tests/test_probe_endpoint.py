@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.on_demand import probe_timeout
-from exporter.scheduler import Shard
+from exporter.runtime.scheduler import Shard
+from exporter.web.probe_endpoint import probe_timeout
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki
 from tests.support.servers import AuthHandler, ScenarioServers, slow_plain_server

@@ -13,7 +13,7 @@ import signal
 import threading
 from pathlib import Path
 
-from exporter.daemon import Daemon
+from exporter.runtime.daemon import Daemon
 from tests.support.exporter_process import ExporterProcess, http_request
 from tests.support.servers import ScenarioServers, Script
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.scheduler import LagHistogram, first_delay, next_due, stable_fraction
+from exporter.runtime.scheduler import LagHistogram, first_delay, next_due, stable_fraction
 
 names = st.text(min_size=1, max_size=30)
 intervals = st.floats(1, 3600)

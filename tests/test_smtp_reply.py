@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.smtp_reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, ReplyError, SmtpReply, parse_reply
+from exporter.smtp.reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, ReplyError, SmtpReply, parse_reply
 
 
 def test_single_line_reply() -> None:

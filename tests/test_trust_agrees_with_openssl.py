@@ -17,10 +17,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from exporter.config import TargetConfig, TlsMode
-from exporter.probe import ProbeTools, run_probe
-from exporter.tls import handshake_context
-from exporter.trust import TrustStore
+from exporter.config.loader import TargetConfig, TlsMode
+from exporter.probe.run import ProbeTools, run_probe
+from exporter.tls.session import handshake_context
+from exporter.tls.trust import TrustStore
 from tests.support.environment import require
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki, ServerCertificate, plain_private_ca, self_signed
 from tests.support.servers import ScenarioServers

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.demo import POSTURES
+from exporter.demo.main import POSTURES
 from tests.support.exporter_process import ExporterProcess
 
 POSTURE_NAMES = tuple(posture.name for posture in POSTURES)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from OpenSSL import crypto
 
-from exporter import event_loop
-from exporter.config import (
+from exporter.cli import event_loop
+from exporter.config.loader import (
     DEFAULT_PORTS,
     AuthConfig,
     AuthMechanism,
@@ -31,11 +31,11 @@ from exporter.config import (
     parse_duration,
     split_host_port,
 )
-from exporter.probe import ProbeTools, run_probe
-from exporter.report import human_report, result_document
-from exporter.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
-from exporter.tls import handshake_context
-from exporter.trust import TrustStore
+from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
+from exporter.probe.report import human_report, result_document
+from exporter.probe.run import ProbeTools, run_probe
+from exporter.tls.session import handshake_context
+from exporter.tls.trust import TrustStore
 
 USAGE_ERROR = 2
 

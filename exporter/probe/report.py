@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from exporter.certificates import CertificateFacts
-from exporter.config import TargetConfig, TlsMode
-from exporter.esmtp import EhloCapabilities
-from exporter.result import ProbeResult, TlsSession
+from exporter.config.loader import TargetConfig, TlsMode
+from exporter.probe.result import ProbeResult, TlsSession
+from exporter.smtp.ehlo import EhloCapabilities
+from exporter.tls.certificates import CertificateFacts
 
 SCHEMA_VERSION = 1
 _DAY = 86400.0

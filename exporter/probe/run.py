@@ -16,16 +16,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from exporter.auth import authenticate, choose_mechanism
-from exporter.config import AuthConfig, SendConfig, TargetConfig, TlsMode
-from exporter.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, format_address
-from exporter.esmtp import EhloCapabilities, parse_ehlo
-from exporter.message import build_message
-from exporter.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome, TlsSession
-from exporter.smtp_reply import ReplyError, SmtpReply
-from exporter.tls import describe_session
-from exporter.transcript import Transcript
-from exporter.trust import X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID, TrustStore
+from exporter.config.loader import AuthConfig, SendConfig, TargetConfig, TlsMode
+from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, format_address
+from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome, TlsSession
+from exporter.probe.transcript import Transcript
+from exporter.smtp.auth import authenticate, choose_mechanism
+from exporter.smtp.ehlo import EhloCapabilities, parse_ehlo
+from exporter.smtp.message import build_message
+from exporter.smtp.reply import ReplyError, SmtpReply
+from exporter.tls.session import describe_session
+from exporter.tls.trust import X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID, TrustStore
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from exporter import __version__, event_loop
-from exporter.config import ConfigError
-from exporter.daemon import Daemon, load_runtime, serve
-from exporter.logs import LEVELS, configure_logging
-from exporter.scheduler import Shard
-from exporter.web import ListenError, bind
+from exporter import __version__
+from exporter.cli import event_loop
+from exporter.cli.logs import LEVELS, configure_logging
+from exporter.config.loader import ConfigError
+from exporter.runtime.daemon import Daemon, load_runtime, serve
+from exporter.runtime.scheduler import Shard
+from exporter.web.app import ListenError, bind
 
 DEFAULT_LISTEN_ADDRESS = ":10587"
 DEFAULT_CONFIG_FILE = "config.yml"
@@ -63,8 +64,8 @@ def daemon_parser() -> argparse.ArgumentParser:
 # Subcommands: name -> (module, one-line description). Each module has
 # main(argv) -> exit status; imported only when used.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("exporter.check_command", "probe one server now and explain the result"),
-    "demo": ("exporter.demo", "start SMTP servers in every posture on loopback and probe them"),
+    "check": ("exporter.cli.check", "probe one server now and explain the result"),
+    "demo": ("exporter.demo.main", "start SMTP servers in every posture on loopback and probe them"),
 }
 
 

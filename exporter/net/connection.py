@@ -14,8 +14,8 @@ import socket
 import ssl
 from typing import cast
 
-from exporter.smtp_reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, SmtpReply, parse_reply
-from exporter.transcript import Transcript
+from exporter.probe.transcript import Transcript
+from exporter.smtp.reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, SmtpReply, parse_reply
 
 # Stop reading from the socket once this much is buffered but unparsed; the
 # parser rejects any single reply long before that.

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from exporter.certificate_der import DerCertificateFields, DerError, read_certificate_fields
+from exporter.tls.der import DerCertificateFields, DerError, read_certificate_fields
 
 _Value = TypeVar("_Value")
 _UNDECODABLE = "(undecodable name)"

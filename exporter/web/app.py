@@ -8,8 +8,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from exporter.exposition import CONTENT_TYPE
-from exporter.on_demand import ProbeResponse
+from exporter.metrics.render import CONTENT_TYPE
+from exporter.web.probe_endpoint import ProbeResponse
 
 
 class ExporterState(Protocol):

@@ -21,10 +21,10 @@ import binascii
 import hashlib
 import hmac
 
-from exporter.config import AuthConfig, AuthMechanism
-from exporter.connection import SmtpConnection
-from exporter.secret import REDACTED
-from exporter.smtp_reply import ReplyError, SmtpReply
+from exporter.config.loader import AuthConfig, AuthMechanism
+from exporter.config.secret import REDACTED
+from exporter.net.connection import SmtpConnection
+from exporter.smtp.reply import ReplyError, SmtpReply
 
 AUTO_ORDER_OVER_TLS = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
 AUTO_ORDER_WITHOUT_TLS = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)

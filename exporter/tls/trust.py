@@ -19,7 +19,7 @@ from pathlib import Path
 from OpenSSL import crypto
 from OpenSSL._util import lib as openssl_binding
 
-from exporter.result import TrustVerdict
+from exporter.probe.result import TrustVerdict
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from exporter.config import TargetConfig
-from exporter.result import ProbeResult
+from exporter.config.loader import TargetConfig
+from exporter.probe.result import ProbeResult
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 For a newcomer with no mail server at hand: one command, and within a probe
 interval every metric is populated and the dashboard and alert rules have
-something to show. The servers are our own (demo_server.py) and their
-certificates are minted at start (demo_certificates.py), so the demo needs
+something to show. The servers are our own (server.py) and their
+certificates are minted at start (certificates.py), so the demo needs
 nothing beyond the exporter's own dependencies. Everything it writes (config,
 CA, keys, demo passwords) lives in a temporary directory removed on exit.
 """
@@ -26,12 +26,12 @@ from typing import Any
 
 import yaml
 
-from exporter.config import ConfigError
-from exporter.daemon import Daemon, serve
-from exporter.demo_certificates import DAY, DemoCa, ServerCertificate, self_signed, server_context, write_private
-from exporter.demo_server import DemoServerSettings, DemoSmtpServer
-from exporter.logs import LEVELS, configure_logging
-from exporter.web import ListenError, bind, bound_address
+from exporter.cli.logs import LEVELS, configure_logging
+from exporter.config.loader import ConfigError
+from exporter.demo.certificates import DAY, DemoCa, ServerCertificate, self_signed, server_context, write_private
+from exporter.demo.server import DemoServerSettings, DemoSmtpServer
+from exporter.runtime.daemon import Daemon, serve
+from exporter.web.app import ListenError, bind, bound_address
 
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:10587"
 PROBE_INTERVAL = "15s"

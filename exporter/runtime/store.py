@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from exporter.config import TargetConfig
-from exporter.result import ProbeResult, Reason, SendOutcome
+from exporter.config.loader import TargetConfig
+from exporter.probe.result import ProbeResult, Reason, SendOutcome
 
 
 @dataclass

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, generate_latest
 
-from exporter.config import TargetConfig
-from exporter.result import ProbeResult, SendOutcome, TlsSession
-from exporter.scheduler import LagHistogram
-from exporter.store import TargetRecord
-from exporter.tls import TLS_VERSION_NUMBERS
+from exporter.config.loader import TargetConfig
+from exporter.probe.result import ProbeResult, SendOutcome, TlsSession
+from exporter.runtime.scheduler import LagHistogram
+from exporter.runtime.store import TargetRecord
+from exporter.tls.session import TLS_VERSION_NUMBERS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Certificates can carry 16 KB subjects or hundreds of SANs; label values

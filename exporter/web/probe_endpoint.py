@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.config import Config, split_host_port
-from exporter.exposition import CONTENT_TYPE, render_probe
-from exporter.probe import ProbeTools, run_probe
-from exporter.report import human_report
+from exporter.config.loader import Config, split_host_port
+from exporter.metrics.render import CONTENT_TYPE, render_probe
+from exporter.probe.report import human_report
+from exporter.probe.run import ProbeTools, run_probe
 
 # Answer before Prometheus gives up on the scrape (blackbox uses the same offset).
 SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from exporter.certificates import CertificateFacts
-from exporter.esmtp import EhloCapabilities
-from exporter.smtp_reply import SmtpReply
+from exporter.smtp.ehlo import EhloCapabilities
+from exporter.smtp.reply import SmtpReply
+from exporter.tls.certificates import CertificateFacts
 
 
 class Phase(enum.StrEnum):

@@ -6,7 +6,7 @@ import html
 import time
 from collections.abc import Sequence
 
-from exporter.store import TargetRecord
+from exporter.runtime.store import TargetRecord
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

@@ -9,10 +9,10 @@ import time
 import warnings
 from typing import Any
 
-from exporter.certificates import CertificateFacts, certificate_facts
-from exporter.hostname import hostname_matches
-from exporter.result import TlsSession
-from exporter.trust import TrustStore
+from exporter.probe.result import TlsSession
+from exporter.tls.certificates import CertificateFacts, certificate_facts
+from exporter.tls.hostname import hostname_matches
+from exporter.tls.trust import TrustStore
 
 # SSL_OP_LEGACY_SERVER_CONNECT; the ssl module names it only from Python 3.12.
 _OP_LEGACY_SERVER_CONNECT = 0x4

@@ -14,17 +14,17 @@ from aiohttp import web
 from OpenSSL import crypto
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, ConfigProblem, TargetConfig, load_config
-from exporter.exposition import ExporterStatus, MetricsRenderer
-from exporter.landing import landing_page
-from exporter.on_demand import ProbeResponse, probe_on_demand
-from exporter.probe import ProbeTools, run_probe
-from exporter.result import ProbeResult
-from exporter.scheduler import LagHistogram, Scheduler, Shard
-from exporter.store import ResultStore
-from exporter.tls import handshake_context
-from exporter.trust import TrustStore
-from exporter.web import bound_address, create_app
+from exporter.config.loader import Config, ConfigError, ConfigProblem, TargetConfig, load_config
+from exporter.metrics.render import ExporterStatus, MetricsRenderer
+from exporter.probe.result import ProbeResult
+from exporter.probe.run import ProbeTools, run_probe
+from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
+from exporter.runtime.store import ResultStore
+from exporter.tls.session import handshake_context
+from exporter.tls.trust import TrustStore
+from exporter.web.app import bound_address, create_app
+from exporter.web.landing import landing_page
+from exporter.web.probe_endpoint import ProbeResponse, probe_on_demand
 
 log = logging.getLogger(__name__)
 

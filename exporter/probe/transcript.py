@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from exporter.result import TranscriptLine
+from exporter.probe.result import TranscriptLine
 
 MAX_TRANSCRIPT_LINES = 200
 MAX_TRANSCRIPT_LINE_CHARS = 512

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from exporter.smtp_reply import SmtpReply
+from exporter.smtp.reply import SmtpReply
 
 MAX_AUTH_MECHANISMS = 32
 _SASL_NAME = re.compile(r"[A-Z0-9_-]{1,20}")

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from exporter.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
-from exporter.yaml_source import Path as KeyPath
-from exporter.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
+from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
+from exporter.config.yaml_source import Path as KeyPath
+from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
 
 
 class TlsMode(enum.StrEnum):

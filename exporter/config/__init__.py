@@ -1,0 +1,1 @@
+"""The configuration file: strict YAML into frozen values, every problem located."""

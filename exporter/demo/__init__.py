@@ -1,0 +1,1 @@
+"""The demo: SMTP servers in every posture on loopback, probed by a real exporter."""

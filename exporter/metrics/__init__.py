@@ -1,0 +1,1 @@
+"""The metrics contract and its rendering in the Prometheus text format (no sockets)."""

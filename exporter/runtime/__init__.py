@@ -1,0 +1,1 @@
+"""The long-running exporter: scheduler, result store and daemon."""

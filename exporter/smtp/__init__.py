@@ -1,0 +1,1 @@
+"""The SMTP protocol: replies, EHLO capabilities, AUTH, the test message."""

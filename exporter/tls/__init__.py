@@ -1,0 +1,1 @@
+"""TLS as a client: the handshake context, the session, certificates, trust and host names."""
