@@ -20,12 +20,11 @@ from typing import Any
 import uvloop
 
 from bench.setup import machine_description, missing_requirements, postfix_server
-from exporter.config.loader import TargetConfig, TlsMode
+from exporter.config.model import ProbeOptions, ProbeSpec, TlsMode, probe_spec
 from exporter.net.connection import SmtpConnection
-from exporter.probe.run import ProbeTools, run_probe
+from exporter.probe.run import run_probe
 from exporter.probe.transcript import Transcript
-from exporter.tls.session import handshake_context
-from exporter.tls.trust import TrustStore
+from exporter.tls.context import TlsClient, TlsClients
 from tests.support.pki import SERVER_NAME
 
 Stage = Callable[[int], Coroutine[Any, Any, None]]
@@ -39,7 +38,7 @@ async def _open(port: int) -> SmtpConnection:
     )
 
 
-def stages(port: int, tools: ProbeTools, target: TargetConfig) -> dict[str, Stage]:
+def stages(port: int, tls_client: TlsClient, spec: ProbeSpec) -> dict[str, Stage]:
     def conversation(*, handshake: bool, ehlo_and_quit: bool) -> Stage:
         async def run(count: int) -> None:
             for _ in range(count):
@@ -48,7 +47,7 @@ def stages(port: int, tools: ProbeTools, target: TargetConfig) -> dict[str, Stag
                 await connection.command("EHLO probe.test")
                 await connection.command("STARTTLS")
                 if handshake:
-                    await connection.start_tls(tools.handshake_context, SERVER_NAME)
+                    await connection.start_tls(tls_client.handshake_context, SERVER_NAME)
                 if ehlo_and_quit:
                     await connection.command("EHLO probe.test")
                     await connection.command("QUIT")
@@ -58,7 +57,7 @@ def stages(port: int, tools: ProbeTools, target: TargetConfig) -> dict[str, Stag
 
     async def whole_probe(count: int) -> None:
         for _ in range(count):
-            result = await run_probe(target, tools, keep_transcript=False)
+            result = await run_probe(spec, tls_client, keep_transcript=False)
             if not result.success:
                 raise RuntimeError(f"probe failed: {result.failures}")
 
@@ -87,13 +86,11 @@ def main() -> int:
     loops: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
     with postfix_server() as (server, pki):
         port = server.submission_port
-        tools = ProbeTools(handshake_context(), TrustStore(pki.ca_file))
-        target = TargetConfig(
-            name="cost", host="127.0.0.1", port=port, tls=TlsMode.STARTTLS, server_name=SERVER_NAME,
-            ehlo_name="probe.test", interval=60, timeout=10, ca_file=pki.ca_file,
-        )  # fmt: skip
+        tls_client = TlsClients().for_ca_file(pki.ca_file)
+        options = ProbeOptions(TlsMode.STARTTLS, timeout=10, ehlo_name="probe.test", ca_file=pki.ca_file)
+        spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
         rows = []
-        for name, stage in stages(port, tools, target).items():
+        for name, stage in stages(port, tls_client, spec).items():
             costs = [measure(loops[loop], stage, arguments.probes) for loop in loops]
             rows.append(f"| {name} | {costs[0]:.2f} | {costs[1]:.2f} |")
     print(f"Machine: {machine_description()}\n")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.procstat import cpu_seconds, open_fds, rss_bytes
-from exporter.config.loader import parse_duration
+from exporter.config.values import parse_duration
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.hostile import EXPECTED_FAILURES, start_hostile_servers
 from tests.support.pki import SERVER_NAME, Pki

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from exporter.config.loader import AuthConfig, AuthMechanism, TargetConfig, TlsMode
+from exporter.config.model import AuthConfig, AuthMechanism, ProbeOptions, TlsMode, probe_spec
 from exporter.config.secret import Secret
-from exporter.probe.run import ProbeTools, run_probe
+from exporter.probe.run import run_probe
 from exporter.smtp.message import SUBJECT_MARKER
-from exporter.tls.session import handshake_context
-from exporter.tls.trust import TrustStore
+from exporter.tls.context import TlsClients
 from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.pki import SERVER_NAME, Pki, self_signed
 from tests.support.servers import AuthHandler, ScenarioServers
@@ -236,12 +235,15 @@ def test_transcripts_show_auth_redacted(
 ) -> None:
     context = pki.leaf(SERVER_NAME).server_context(cert_dir, "transcript")
     port = servers.smtp(tls_context=context, handler=AuthHandler({USER: PASSWORD}))
-    target = TargetConfig(
-        name="t", host="127.0.0.1", port=port, tls=TlsMode.STARTTLS, server_name=SERVER_NAME,
-        ehlo_name="probe.test", interval=60, timeout=10, ca_file=pki.ca_file,
+    options = ProbeOptions(
+        TlsMode.STARTTLS,
+        timeout=10,
+        ehlo_name="probe.test",
+        ca_file=pki.ca_file,
         auth=AuthConfig(USER, Secret(PASSWORD), AuthMechanism(mechanism)),
-    )  # fmt: skip
-    result = asyncio.run(run_probe(target, ProbeTools(handshake_context(), TrustStore(pki.ca_file))))
+    )
+    spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
+    result = asyncio.run(run_probe(spec, TlsClients().for_ca_file(pki.ca_file)))
     assert result.success, result.failures
     assert result.auth is not None
     assert result.auth.mechanism == mechanism

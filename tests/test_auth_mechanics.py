@@ -9,7 +9,7 @@ import email.policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config.loader import AuthMechanism, SendConfig
+from exporter.config.model import AuthMechanism, SendConfig
 from exporter.smtp.auth import choose_mechanism, cram_md5_response, plain_response
 from exporter.smtp.message import SUBJECT_MARKER, build_message, dot_stuff
 

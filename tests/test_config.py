@@ -8,16 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config.loader import (
-    AddressFamily,
-    AuthMechanism,
-    ConfigError,
-    ConfigProblem,
-    TlsMode,
-    load_config,
-    parse_config,
-    parse_duration,
-)
+from exporter.config.loader import ConfigError, load_config, parse_config
+from exporter.config.model import AddressFamily, AuthMechanism, ConfigProblem, TlsMode
+from exporter.config.values import parse_duration
 
 
 def _problems(text: str, tmp_path: Path) -> list[str]:
@@ -51,20 +44,20 @@ targets:
     config = load_config(source)
     first, second = config.targets
     assert first.name == "smtp.example.com:587"
-    assert (first.port, first.tls, first.interval, first.timeout) == (587, TlsMode.STARTTLS, 300.0, 20.0)
-    assert first.server_name == "smtp.example.com"
-    assert first.ehlo_name == "probe.example.net"
-    assert second.tls is TlsMode.IMPLICIT
+    assert (first.spec.port, first.spec.tls, first.interval, first.spec.timeout) == (587, TlsMode.STARTTLS, 300.0, 20.0)
+    assert first.spec.server_name == "smtp.example.com"
+    assert first.spec.ehlo_name == "probe.example.net"
+    assert second.spec.tls is TlsMode.IMPLICIT
     assert second.interval == 3600.0
-    assert second.server_name == "mail.example.com"
-    assert second.address_family is AddressFamily.IPV6
+    assert second.spec.server_name == "mail.example.com"
+    assert second.spec.address_family is AddressFamily.IPV6
     assert second.labels == (("team", "mail"), ("tier", "1"))
 
 
 @pytest.mark.parametrize(("tls", "port"), [("starttls", 587), ("implicit", 465), ("none", 25)])
 def test_default_port_follows_the_tls_mode(tmp_path: Path, tls: str, port: int) -> None:
     config = parse_config(f"targets:\n  - host: mx.example.com\n    tls: {tls}\n", tmp_path / "c.yml")
-    assert config.targets[0].port == port
+    assert config.targets[0].spec.port == port
 
 
 def test_every_problem_is_reported_with_file_line_and_path(tmp_path: Path) -> None:
@@ -177,10 +170,10 @@ def test_auth_passwords_come_from_env_file_or_literal(tmp_path: Path, monkeypatc
 """
     )
     config = load_config(source)
-    passwords = [target.auth.password.reveal() for target in config.targets if target.auth]
+    passwords = [target.spec.auth.password.reveal() for target in config.targets if target.spec.auth]
     assert passwords == ["from-env", "from-file", "from-literal"]
-    assert config.targets[1].auth is not None
-    assert config.targets[1].auth.mechanism is AuthMechanism.CRAM_MD5
+    assert config.targets[1].spec.auth is not None
+    assert config.targets[1].spec.auth.mechanism is AuthMechanism.CRAM_MD5
     [warning] = config.warnings
     assert str(warning) == f"{source}:10: targets[2].auth.password: a literal password in the config file; " + (
         "prefer password_env or password_file"
@@ -216,7 +209,7 @@ def test_missing_passwords_are_config_errors_naming_the_target(tmp_path: Path) -
 
 def test_send_block(tmp_path: Path) -> None:
     config = parse_config("targets:\n  - host: a.test\n    send: {from: p@a.test, to: x@a.test}\n", tmp_path / "c.yml")
-    send = config.targets[0].send
+    send = config.targets[0].spec.send
     assert send is not None
     assert (send.sender, send.recipients, send.interval) == ("p@a.test", ("x@a.test",), 3600.0)
     problems = _problems("targets:\n  - host: a.test\n    send: {from: 'p@a.test>', to: []}\n", tmp_path)

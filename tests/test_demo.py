@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from exporter.demo.main import DEMO_USER, POSTURES
-from exporter.metrics.render import TARGET_FAMILIES
+from exporter.metrics.families import TARGET_FAMILIES
 from tests.support.demo_process import POSTURE_NAMES, DemoProcess
 from tests.support.exporter_process import Scrape
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from exporter.metrics.render import MAX_LABEL_VALUE_CHARS
+from exporter.metrics.text_format import MAX_LABEL_VALUE_CHARS
 from exporter.smtp.ehlo import MAX_AUTH_MECHANISMS
 from exporter.tls.session import MAX_DESCRIBED_CHAIN
 from tests.support.exporter_process import ExporterProcess, Scrape

@@ -17,9 +17,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from exporter.config.loader import TargetConfig, TlsMode
-from exporter.probe.run import ProbeTools, run_probe
-from exporter.tls.session import handshake_context
+from exporter.config.model import ProbeOptions, TlsMode, probe_spec
+from exporter.probe.run import run_probe
+from exporter.tls.context import TlsClients
 from exporter.tls.trust import TrustStore
 from tests.support.environment import require
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki, ServerCertificate, plain_private_ca, self_signed
@@ -39,11 +39,9 @@ def _s_client_verdict(port: int, ca_file: Path | None) -> tuple[bool, int | None
 
 
 def _our_verdict(port: int, ca_file: Path | None) -> tuple[bool, int | None]:
-    target = TargetConfig(
-        name="t", host="127.0.0.1", port=port, tls=TlsMode.STARTTLS, server_name=SERVER_NAME,
-        ehlo_name="probe.test", interval=60, timeout=10, ca_file=ca_file,
-    )  # fmt: skip
-    result = asyncio.run(run_probe(target, ProbeTools(handshake_context(), TrustStore(ca_file))))
+    options = ProbeOptions(TlsMode.STARTTLS, timeout=10, ehlo_name="probe.test", ca_file=ca_file)
+    spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
+    result = asyncio.run(run_probe(spec, TlsClients().for_ca_file(ca_file)))
     assert result.tls is not None, result.failures
     return result.tls.trust.trusted, result.tls.trust.error_code
 
@@ -87,16 +85,18 @@ def test_verdicts_match_openssl(pki: Pki, servers: ScenarioServers, cert_dir: Pa
 
 
 def test_remembered_verdicts_end_when_a_certificate_expires(pki: Pki) -> None:
-    expires_at = time.time() + 1.5
+    expires_at = float(int(time.time()) + 3600)
     leaf = pki.leaf(not_after=datetime.datetime.fromtimestamp(expires_at, datetime.UTC))
     chain = [
         certificate.public_bytes(serialization.Encoding.DER)
         for certificate in x509.load_pem_x509_certificates(leaf.chain_pem)
     ]
     store = TrustStore(pki.ca_file)
-    assert store.verdict(chain, now=time.time(), changes_at=expires_at).trusted
-    while time.time() <= expires_at + 1:  # OpenSSL's clock has whole seconds
-        time.sleep(0.2)
-    # Within the reuse period, but past the change: asked again, and now expired.
-    verdict = store.verdict(chain, now=time.time(), changes_at=expires_at)
+    before = expires_at - 30
+    assert store.verdict(chain, now=before, changes_at=expires_at).trusted
+    # Within the reuse period of the first verdict, but past the change: asked
+    # again, at that moment (not OpenSSL's own clock), and now expired.
+    verdict = store.verdict(chain, now=expires_at + 2, changes_at=expires_at)
     assert (verdict.trusted, verdict.error_code) == (False, 10)
+    # And the time is ours on a direct question too.
+    assert store.verify(chain, at=before).trusted

@@ -20,22 +20,12 @@ from pathlib import Path
 from OpenSSL import crypto
 
 from exporter.cli import event_loop
-from exporter.config.loader import (
-    DEFAULT_PORTS,
-    AuthConfig,
-    AuthMechanism,
-    SendConfig,
-    TargetConfig,
-    TlsMode,
-    is_plain_address,
-    parse_duration,
-    split_host_port,
-)
+from exporter.config.model import AuthConfig, AuthMechanism, ProbeOptions, ProbeSpec, SendConfig, TlsMode, probe_spec
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
+from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
 from exporter.probe.report import human_report, result_document
-from exporter.probe.run import ProbeTools, run_probe
-from exporter.tls.session import handshake_context
-from exporter.tls.trust import TrustStore
+from exporter.probe.run import run_probe
+from exporter.tls.context import TlsClients
 
 USAGE_ERROR = 2
 
@@ -79,28 +69,26 @@ def main(argv: Sequence[str]) -> int:
     parser = check_parser()
     arguments = parser.parse_args(argv)
     try:
-        target = target_from_arguments(arguments)
-        trust_store = TrustStore(target.ca_file)
+        spec = spec_from_arguments(arguments)
+        tls_client = TlsClients().for_ca_file(spec.ca_file)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except crypto.Error as exc:
-        print(f"smtp-tls-exporter check: error: OpenSSL cannot load {target.ca_file}: {exc}", file=sys.stderr)
+        print(f"smtp-tls-exporter check: error: OpenSSL cannot load {spec.ca_file}: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    tools = ProbeTools(handshake_context(), trust_store)
-    result = event_loop.run(run_probe(target, tools, send_due=target.send is not None))
+    result = event_loop.run(run_probe(spec, tls_client, send_due=spec.send is not None))
     now = time.time()
     if arguments.json:
-        print(json.dumps(result_document(target, result, now=now), indent=2))
+        print(json.dumps(result_document(spec, result, now=now), indent=2))
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        sys.stdout.write(human_report(target, result, now=now, colour=colour))
+        sys.stdout.write(human_report(spec, result, now=now, colour=colour))
     return 0 if result.success else 1
 
 
-def target_from_arguments(arguments: argparse.Namespace) -> TargetConfig:
-    tls = TlsMode(arguments.tls)
+def spec_from_arguments(arguments: argparse.Namespace) -> ProbeSpec:
     try:
         host, port = split_host_port(arguments.server)
     except ValueError as exc:
@@ -109,22 +97,21 @@ def target_from_arguments(arguments: argparse.Namespace) -> TargetConfig:
         timeout = parse_duration(arguments.timeout)
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from exc
+    try:
+        ehlo_name = check_ehlo_name(arguments.ehlo_name)
+    except ValueError as exc:
+        raise UsageError(f"--ehlo-name: {exc}") from None
     if arguments.ca_file is not None and not arguments.ca_file.is_file():
         raise UsageError(f"--ca-file: {arguments.ca_file} is not a readable file")
-    return TargetConfig(
-        name=f"{host}:{port or DEFAULT_PORTS[tls]}",
-        host=host,
-        port=port or DEFAULT_PORTS[tls],
-        tls=tls,
-        server_name=arguments.server_name or host,
-        ehlo_name=arguments.ehlo_name,
-        interval=timeout * 2,  # one probe; nothing is scheduled
+    options = ProbeOptions(
+        tls=TlsMode(arguments.tls),
         timeout=timeout,
+        ehlo_name=ehlo_name,
         ca_file=arguments.ca_file,
         auth=_auth(arguments),
         allow_plaintext_auth=arguments.allow_plaintext_auth,
-        send=_send(arguments),
     )
+    return probe_spec(host, port, options, server_name=arguments.server_name, send=_send(arguments))
 
 
 def _auth(arguments: argparse.Namespace) -> AuthConfig | None:
@@ -156,7 +143,9 @@ def _send(arguments: argparse.Namespace) -> SendConfig | None:
         return None
     if not arguments.send_from:
         raise UsageError("--send-to needs --send-from")
-    for address in (arguments.send_from, *arguments.send_to):
-        if not is_plain_address(address):
-            raise UsageError(f"{address!r} is not a plain mail address")
+    for flag, address in [("--send-from", arguments.send_from), *(("--send-to", to) for to in arguments.send_to)]:
+        try:
+            check_mail_address(address)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
     return SendConfig(sender=arguments.send_from, recipients=tuple(arguments.send_to), subject="check")

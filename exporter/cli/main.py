@@ -11,13 +11,13 @@ from pathlib import Path
 
 from exporter import __version__
 from exporter.cli import event_loop
-from exporter.cli.logs import LEVELS, configure_logging
+from exporter.cli.flags import add_listen_flag, add_log_flags
+from exporter.cli.logs import configure_logging
 from exporter.config.loader import ConfigError
 from exporter.runtime.daemon import Daemon, load_runtime, serve
 from exporter.runtime.scheduler import Shard
-from exporter.web.app import ListenError, bind
+from exporter.web.listener import ListenError, bind
 
-DEFAULT_LISTEN_ADDRESS = ":10587"
 DEFAULT_CONFIG_FILE = "config.yml"
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,7 @@ def daemon_parser() -> argparse.ArgumentParser:
         "--config.check", dest="config_check", action="store_true",
         help="validate the configuration file, print every problem, and exit 0 (valid) or 1",
     )  # fmt: skip
-    parser.add_argument(
-        "--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
-        help=f"address for /metrics and the other endpoints (default: {DEFAULT_LISTEN_ADDRESS})",
-    )  # fmt: skip
+    add_listen_flag(parser)
     parser.add_argument(
         "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=256,
         help="scheduled probes allowed to run at the same time (default: 256)",
@@ -55,8 +52,7 @@ def daemon_parser() -> argparse.ArgumentParser:
         "--runtime.uvloop", dest="uvloop", action=argparse.BooleanOptionalAction, default=True,
         help="run on uvloop when it is installed, which halves the CPU per probe (default: on)",
     )  # fmt: skip
-    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info")
-    parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
+    add_log_flags(parser)
     parser.add_argument("--version", action="version", version=f"smtp-tls-exporter {__version__}")
     return parser
 

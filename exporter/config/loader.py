@@ -7,10 +7,7 @@ once, so a person fixes a config in one pass.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import fnmatch
-import ipaddress
 import os
 import re
 import socket
@@ -20,212 +17,30 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from exporter.config.model import (
+    DEFAULT_PORTS,
+    AddressFamily,
+    AuthConfig,
+    AuthMechanism,
+    Config,
+    ConfigProblem,
+    ProbeAllowRule,
+    ProbeModule,
+    ProbeOptions,
+    ScheduledTarget,
+    SendConfig,
+    TlsMode,
+    probe_spec,
+)
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
+from exporter.config.values import check_command_text, check_ehlo_name, check_mail_address, parse_duration
 from exporter.config.yaml_source import Path as KeyPath
 from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
+from exporter.metrics.families import RESERVED_LABELS
+from exporter.tls.trust import ca_file_problem
 
-
-class TlsMode(enum.StrEnum):
-    STARTTLS = "starttls"
-    IMPLICIT = "implicit"
-    NONE = "none"
-
-
-class AddressFamily(enum.StrEnum):
-    ANY = "any"
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
-
-    @property
-    def socket_family(self) -> socket.AddressFamily:
-        return {
-            AddressFamily.ANY: socket.AF_UNSPEC,
-            AddressFamily.IPV4: socket.AF_INET,
-            AddressFamily.IPV6: socket.AF_INET6,
-        }[self]
-
-
-# The port a target gets when none is configured, by how it speaks TLS.
-DEFAULT_PORTS = {TlsMode.STARTTLS: 587, TlsMode.IMPLICIT: 465, TlsMode.NONE: 25}
-
-# Labels the exporter sets itself; a static label must not shadow them.
-RESERVED_LABELS = frozenset(
-    {
-        "target", "phase", "reason", "version", "cipher", "mechanism",
-        "host", "port", "tls", "server_name",
-        "subject", "issuer", "serial", "fingerprint_sha256", "fingerprint_sha1",
-        "san", "key_type", "key_bits", "signature_algorithm", "job", "instance",
-    }
-)  # fmt: skip
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
-_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
-
-
-class AuthMechanism(enum.StrEnum):
-    PLAIN = "PLAIN"
-    LOGIN = "LOGIN"
-    CRAM_MD5 = "CRAM-MD5"
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    username: str
-    password: Secret
-    # None: pick the strongest mechanism both sides support (see auth.py).
-    mechanism: AuthMechanism | None = None
-
-
-@dataclass(frozen=True)
-class SendConfig:
-    """A test message sent through the target now and then."""
-
-    sender: str
-    recipients: tuple[str, ...]
-    subject: str = "SMTP probe"
-    interval: float = 3600.0
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    name: str
-    host: str
-    port: int
-    tls: TlsMode
-    server_name: str
-    ehlo_name: str
-    interval: float
-    timeout: float
-    ca_file: Path | None = None
-    address_family: AddressFamily = AddressFamily.ANY
-    labels: tuple[tuple[str, str], ...] = ()
-    auth: AuthConfig | None = None
-    # Credentials go only over verified TLS (trusted chain, matching name)
-    # unless this is set.
-    allow_plaintext_auth: bool = False
-    send: SendConfig | None = None
-
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    """The options targets and /probe modules share."""
-
-    tls: TlsMode
-    timeout: float
-    ehlo_name: str
-    ca_file: Path | None
-    address_family: AddressFamily
-    auth: AuthConfig | None
-    allow_plaintext_auth: bool
-
-    def as_target_fields(self) -> dict[str, Any]:
-        return {
-            "tls": self.tls,
-            "timeout": self.timeout,
-            "ehlo_name": self.ehlo_name,
-            "ca_file": self.ca_file,
-            "address_family": self.address_family,
-            "auth": self.auth,
-            "allow_plaintext_auth": self.allow_plaintext_auth,
-        }
-
-
-def split_host_port(server: str) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address. Raises ValueError."""
-    if server.startswith("["):
-        host, _, rest = server[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif server.count(":") == 1:
-        host, _, port_text = server.partition(":")
-    else:
-        host, port_text = server, ""
-    if not host:
-        raise ValueError(f"no host in {server!r}")
-    if not port_text:
-        return host, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid port in {server!r}")
-    return host, int(port_text)
-
-
-def is_plain_address(address: str) -> bool:
-    """local@domain with nothing that could rewrite an SMTP command line."""
-    return "@" in address and not any(char in address for char in "<>\r\n \t")
-
-
-@dataclass(frozen=True)
-class ProbeModule:
-    """A named probe profile for /probe: a target's options without the target."""
-
-    name: str
-    # None: the probed host is the server name.
-    server_name: str | None
-    options: ProbeOptions
-
-    def target_for(self, host: str, port: int | None, *, timeout: float | None = None) -> TargetConfig:
-        options = self.options if timeout is None else dataclasses.replace(self.options, timeout=timeout)
-        port = port or DEFAULT_PORTS[options.tls]
-        return TargetConfig(
-            name=f"{host}:{port}",
-            host=host,
-            port=port,
-            server_name=self.server_name or host,
-            interval=options.timeout * 2,  # never scheduled; a target just needs one
-            **options.as_target_fields(),
-        )
-
-
-@dataclass(frozen=True)
-class ProbeAllowRule:
-    """Which hosts and ports /probe may reach: a name pattern or an address range."""
-
-    pattern: str
-    ports: frozenset[int]
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-
-    @classmethod
-    def parse(cls, pattern: str, ports: frozenset[int]) -> ProbeAllowRule:
-        try:
-            network = ipaddress.ip_network(pattern, strict=False)
-        except ValueError:
-            return cls(pattern.lower().rstrip("."), ports)
-        return cls(pattern, ports, network)
-
-    def allows(self, host: str, port: int) -> bool:
-        if port not in self.ports:
-            return False
-        if self.network is not None:
-            try:
-                return ipaddress.ip_address(host.strip("[]")) in self.network
-            except ValueError:
-                return False
-        return fnmatch.fnmatchcase(host.lower().rstrip("."), self.pattern)
-
-
-@dataclass(frozen=True)
-class Config:
-    source: Path
-    targets: tuple[TargetConfig, ...]
-    # Things that work but deserve attention, such as a literal password.
-    warnings: tuple[ConfigProblem, ...] = ()
-    modules: Mapping[str, ProbeModule] = field(default_factory=lambda: MappingProxyType({}))
-    # Empty: /probe refuses every target.
-    probe_allow: tuple[ProbeAllowRule, ...] = ()
-
-    def probe_allowed(self, host: str, port: int) -> bool:
-        return any(rule.allows(host, port) for rule in self.probe_allow)
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    source: Path
-    line: int
-    key_path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.key_path}: {self.message}"
 
 
 class ConfigError(ValueError):
@@ -305,14 +120,6 @@ def parse_config(text: str, source: Path) -> Config:
     return config
 
 
-def parse_duration(text: str) -> float:
-    """Parse a Prometheus duration such as ``30s``, ``5m`` or ``1h30m``."""
-    match = _DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None:
-        raise ValueError(f"invalid duration {text!r} (use a number with a unit, such as 30s, 5m or 1h)")
-    return float(sum(int(value) * unit for value, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if value))
-
-
 @dataclass
 class _Reader:
     source: Path
@@ -365,7 +172,7 @@ class _Reader:
         defaults.update({key: (raw[key], ("defaults", key)) for key in _OPTION_KEYS if key in raw})
         return defaults
 
-    def _read_targets(self, raw: Any, defaults: _Defaults) -> tuple[TargetConfig, ...]:
+    def _read_targets(self, raw: Any, defaults: _Defaults) -> tuple[ScheduledTarget, ...]:
         if raw is None:
             self.problem(("targets",), "is required: list at least one SMTP server to probe (or define modules)")
             return ()
@@ -375,7 +182,7 @@ class _Reader:
         if not raw:
             self.problem(("targets",), "is empty: list at least one SMTP server to probe")
             return ()
-        targets: list[TargetConfig] = []
+        targets: list[ScheduledTarget] = []
         first_use: dict[str, int] = {}
         for index, entry in enumerate(raw):
             target = self._read_target(entry, ("targets", index), defaults)
@@ -393,7 +200,7 @@ class _Reader:
                 targets.append(target)
         return tuple(targets)
 
-    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> TargetConfig | None:
+    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> ScheduledTarget | None:
         if not isinstance(raw, dict):
             self.problem(path, "must be a mapping with at least 'host'")
             return None
@@ -422,16 +229,8 @@ class _Reader:
             or server_name is None
         ):
             return None
-        return TargetConfig(
-            name=name,
-            host=host,
-            port=port,
-            server_name=server_name,
-            interval=interval,
-            labels=labels,
-            send=send,
-            **options.as_target_fields(),
-        )
+        spec = probe_spec(host, port, options, server_name=server_name, send=send)
+        return ScheduledTarget(name=name, spec=spec, interval=interval, labels=labels)
 
     def _read_probe_options(self, option: _OptionReader) -> ProbeOptions | None:
         """The options targets and /probe modules share."""
@@ -439,7 +238,7 @@ class _Reader:
         tls = self._choice(*option("tls"), TlsMode)
         timeout = self._duration(*option("timeout"))
         ehlo_raw, ehlo_path = option("ehlo_name")
-        ehlo_name = self._string(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
+        ehlo_name = self._ehlo_name(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
         ca_file = self._ca_file(*option("ca_file"))
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
@@ -513,7 +312,22 @@ class _Reader:
         if not isinstance(raw, str) or not raw.strip():
             self.problem(path, "must be a non-empty string")
             return None
-        return raw.strip()
+        try:
+            # Config values reach SMTP command lines, SNI, labels and logs.
+            return check_command_text(raw.strip())
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+
+    def _ehlo_name(self, raw: Any, path: KeyPath) -> str | None:
+        name = self._string(raw, path)
+        if name is None:
+            return None
+        try:
+            return check_ehlo_name(name)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
 
     def _port(self, raw: Any, path: KeyPath, tls: TlsMode | None) -> int | None:
         if raw is None:
@@ -560,6 +374,10 @@ class _Reader:
             return None
         if b"-----BEGIN CERTIFICATE-----" not in content:
             self.problem(path, f"{ca_file} holds no PEM certificate")
+            return None
+        problem = ca_file_problem(ca_file)
+        if problem is not None:
+            self.problem(path, problem)
             return None
         return ca_file
 
@@ -638,9 +456,6 @@ class _Reader:
             self.problem((*path, "to"), "needs at least one recipient")
         recipients = [self._address(value, (*path, "to")) for value in to_list]
         subject = self._string(raw.get("subject", "SMTP probe"), (*path, "subject"))
-        if subject is not None and any(char in subject for char in "\r\n"):
-            self.problem((*path, "subject"), "must be one line")
-            subject = None
         interval = self._duration(raw.get("interval", "1h"), (*path, "interval"))
         if sender is None or subject is None or interval is None or None in recipients or not to_list:
             return None
@@ -655,10 +470,11 @@ class _Reader:
         address = self._string(raw, path, required=True)
         if address is None:
             return None
-        if not is_plain_address(address):
-            self.problem(path, f"{address!r} is not a plain mail address such as probe@example.net")
+        try:
+            return check_mail_address(address)
+        except ValueError as exc:
+            self.problem(path, str(exc))
             return None
-        return address
 
     def _labels(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
         if raw is None:

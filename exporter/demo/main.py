@@ -26,12 +26,13 @@ from typing import Any
 
 import yaml
 
-from exporter.cli.logs import LEVELS, configure_logging
+from exporter.cli.flags import add_listen_flag, add_log_flags
+from exporter.cli.logs import configure_logging
 from exporter.config.loader import ConfigError
 from exporter.demo.certificates import DAY, DemoCa, ServerCertificate, self_signed, server_context, write_private
 from exporter.demo.server import DemoServerSettings, DemoSmtpServer
 from exporter.runtime.daemon import Daemon, serve
-from exporter.web.app import ListenError, bind, bound_address
+from exporter.web.listener import ListenError, bind, bound_address
 
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:10587"
 PROBE_INTERVAL = "15s"
@@ -106,12 +107,8 @@ def main(argv: list[str]) -> int:
         prog="smtp-tls-exporter demo",
         description="Start SMTP servers in different postures on 127.0.0.1 and the exporter probing them.",
     )
-    parser.add_argument(
-        "--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
-        help=f"address for /metrics and the other endpoints (default: {DEFAULT_LISTEN_ADDRESS})",
-    )  # fmt: skip
-    parser.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info")
-    parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
+    add_listen_flag(parser, DEFAULT_LISTEN_ADDRESS)
+    add_log_flags(parser)
     arguments = parser.parse_args(argv)
     configure_logging(arguments.log_level, arguments.log_format)
     try:

@@ -2,86 +2,50 @@
 
 Rendering 10,000 targets through prometheus_client's collectors takes
 seconds, so we render each target's lines once per new result, keep them
-per metric family, and at scrape time only concatenate columns. The one
-series that depends on the clock (days to expiry) is computed per scrape.
+per metric family, and at scrape time only concatenate columns. Families
+whose value follows the clock (days to expiry) are computed per scrape.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import REGISTRY, generate_latest
 
-from exporter.config.loader import TargetConfig
-from exporter.probe.result import ProbeResult, SendOutcome, TlsSession
-from exporter.runtime.scheduler import LagHistogram
-from exporter.runtime.store import TargetRecord
-from exporter.tls.session import TLS_VERSION_NUMBERS
+from exporter.config.model import ProbeSpec, ScheduledTarget
+from exporter.metrics.families import EXPORTER_FAMILIES, FAMILY, TARGET_FAMILIES, TLS_VERSION_NUMBERS
+from exporter.metrics.text_format import format_value, label_pairs, sample
+from exporter.probe.result import ProbeResult, Reason, SendOutcome
+from exporter.tls.certificates import days_until
+from exporter.tls.session import TlsSession
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Certificates can carry 16 KB subjects or hundreds of SANs; label values
-# stay readable and bounded.
-MAX_LABEL_VALUE_CHARS = 1024
-_LAST = "from the last scheduled probe"
+_COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
+
+
+class TargetState(Protocol):
+    """What the renderer reads of a scheduled target (the store's records have it)."""
+
+    @property
+    def config(self) -> ScheduledTarget: ...
+    @property
+    def result(self) -> ProbeResult | None: ...
+    @property
+    def probes_total(self) -> int: ...
+    @property
+    def failures_total(self) -> Mapping[Reason, int]: ...
+    @property
+    def last_send(self) -> SendOutcome | None: ...
 
 
 @dataclass(frozen=True)
-class Family:
-    name: str
-    type: str
-    help: str
-
-    def header(self) -> str:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
-
-
-# Per-target families in exposition order. The tuple index is the column
-# each target's cached block keeps its lines in.
-TARGET_FAMILIES = (
-    Family("smtp_probe_success", "gauge", f"1 if every check the target asks for passed, {_LAST}."),
-    Family("smtp_probe_duration_seconds", "gauge", f"Total duration of the probe, {_LAST}."),
-    Family("smtp_probe_phase_duration_seconds", "gauge", f"Duration of each phase that ran, {_LAST}."),
-    Family("smtp_probe_timestamp_seconds", "gauge", "Unix time at which the last scheduled probe finished."),
-    Family("smtp_probe_error_info", "gauge", f"1 for each check that failed and why, {_LAST}."),
-    Family("smtp_probes_total", "counter", "Scheduled probes of the target since the exporter started."),
-    Family("smtp_probe_failures_total", "counter", "Scheduled probes that failed, by reason, since start."),
-    Family("smtp_starttls_offered", "gauge", f"1 if the EHLO reply offered STARTTLS, {_LAST}."),
-    Family("smtp_tls_handshake_success", "gauge", f"1 if the TLS handshake completed, {_LAST}."),
-    Family("smtp_tls_version_info", "gauge", f"Negotiated TLS version as OpenSSL names it, {_LAST}."),
-    Family("smtp_tls_version", "gauge", f"Negotiated TLS version as a number (1.0 to 1.3), {_LAST}."),
-    Family("smtp_tls_cipher_info", "gauge", f"Negotiated cipher suite as OpenSSL names it, {_LAST}."),
-    Family("smtp_tls_cipher_bits", "gauge", f"Secret bits of the negotiated cipher (its strength), {_LAST}."),
-    Family("smtp_cert_not_before_timestamp_seconds", "gauge", f"Leaf certificate notBefore, {_LAST}."),
-    Family("smtp_cert_not_after_timestamp_seconds", "gauge", f"Leaf certificate notAfter, {_LAST}."),
-    Family(
-        "smtp_cert_expiry_days",
-        "gauge",
-        f"Days until the leaf certificate expires, computed at scrape time (negative once expired), {_LAST}.",
-    ),
-    Family(
-        "smtp_cert_chain_earliest_not_after_timestamp_seconds",
-        "gauge",
-        f"Earliest notAfter among the presented certificates, {_LAST}.",
-    ),
-    Family("smtp_cert_trusted", "gauge", f"1 if the presented chain validates to a trust anchor, {_LAST}."),
-    Family("smtp_cert_hostname_match", "gauge", f"1 if the server name matches the leaf certificate, {_LAST}."),
-    Family("smtp_cert_info", "gauge", f"Leaf certificate details, {_LAST}."),
-    Family(
-        "smtp_auth_mechanism_offered",
-        "gauge",
-        f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",
-    ),
-    Family("smtp_auth_success", "gauge", f"1 if the configured credentials authenticated, {_LAST}."),
-    Family("smtp_send_success", "gauge", "1 if the last test message was accepted (sent on its own interval)."),
-    Family("smtp_send_timestamp_seconds", "gauge", "Unix time at which the last test message send finished."),
-    Family("smtp_target_info", "gauge", "Configured target: host, port, TLS mode and server name."),
-    # Lets an alert tell "not probed for three intervals" without knowing the config.
-    Family("smtp_target_interval_seconds", "gauge", "Configured interval between scheduled probes of the target."),
-)
-_COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
-_EXPIRY_COLUMN = _COLUMN["smtp_cert_expiry_days"]
+class HistogramSnapshot:
+    # (upper bound, cumulative count), the last bound +Inf.
+    buckets: tuple[tuple[float, int], ...]
+    total: float
+    observations: int
 
 
 @dataclass(frozen=True)
@@ -90,7 +54,7 @@ class ExporterStatus:
     targets: int
     config_last_reload_successful: bool
     config_last_reload_success_timestamp: float
-    scheduler_lag: LagHistogram
+    scheduler_lag: HistogramSnapshot
     probes_in_flight: int
     # Every asyncio task alive (target loops, probes, HTTP handlers): flat
     # over a long run, or something leaks.
@@ -99,7 +63,7 @@ class ExporterStatus:
 
 @dataclass(frozen=True)
 class _Block:
-    config: TargetConfig
+    config: ScheduledTarget
     result: ProbeResult | None
     probes_total: int
     last_send: SendOutcome | None
@@ -121,20 +85,20 @@ class MetricsRenderer:
         self._blocks: dict[str, _Block] = {}
         self._columns: list[dict[str, str]] = [{} for _ in TARGET_FAMILIES]
 
-    def set_targets(self, records: Sequence[TargetRecord]) -> None:
+    def set_targets(self, states: Sequence[TargetState]) -> None:
         """Adopt the target list (at load and reload), keeping blocks that are still right."""
-        self._blocks = {record.config.name: self._block(record) for record in records}
+        self._blocks = {state.config.name: self._block(state) for state in states}
         self._columns = [
             {name: block.columns[index] for name, block in self._blocks.items()}
             for index in range(len(TARGET_FAMILIES))
         ]
 
-    def refresh(self, record: TargetRecord) -> None:
-        """Render ``record``'s block now, after a new result."""
-        name = record.config.name
+    def refresh(self, state: TargetState) -> None:
+        """Render ``state``'s block now, after a new result."""
+        name = state.config.name
         if name not in self._blocks:
             return  # removed by a reload while its probe ran
-        block = self._blocks[name] = self._block(record)
+        block = self._blocks[name] = self._block(state)
         for column, lines in zip(self._columns, block.columns, strict=True):
             column[name] = lines
 
@@ -142,63 +106,92 @@ class MetricsRenderer:
         """The exposition as a list of chunks, one or two per family, to be sent in order."""
         chunks: list[str] = []
         for family, column in zip(TARGET_FAMILIES, self._columns, strict=True):
-            if family.name == "smtp_cert_expiry_days":
-                text = _expiry_days(self._blocks.values(), now)
-            else:
-                text = "".join(column.values())
+            text = _expiry_days(self._blocks.values(), now) if family.per_scrape else "".join(column.values())
             if text:
                 chunks.append(family.header())
                 chunks.append(text)
-        chunks.append(_render_exporter(status))
+        chunks.append(render_exporter(status))
         chunks.append(generate_latest(REGISTRY).decode("utf-8"))
         return chunks
 
-    def _block(self, record: TargetRecord) -> _Block:
-        cached = self._blocks.get(record.config.name)
+    def _block(self, state: TargetState) -> _Block:
+        cached = self._blocks.get(state.config.name)
         if (
             cached is not None
-            and cached.config is record.config
-            and cached.result is record.result
-            and cached.probes_total == record.probes_total
-            and cached.last_send is record.last_send
+            and cached.config is state.config
+            and cached.result is state.result
+            and cached.probes_total == state.probes_total
+            and cached.last_send is state.last_send
         ):
             return cached
-        labels = target_labels(record.config)
-        columns = render_target(record, labels)
-        leaf = record.result.tls.leaf if record.result and record.result.tls else None
+        labels = target_labels(state.config)
+        columns = render_target(state, labels)
+        leaf = state.result.tls.leaf if state.result and state.result.tls else None
         not_after = leaf.not_after if leaf is not None else None
-        return _Block(record.config, record.result, record.probes_total, record.last_send, labels, columns, not_after)
+        return _Block(state.config, state.result, state.probes_total, state.last_send, labels, columns, not_after)
 
 
-def target_labels(target: TargetConfig) -> str:
+def target_labels(target: ScheduledTarget) -> str:
     """The label pairs every series of ``target`` carries, rendered once."""
-    pairs = [("target", target.name), *target.labels]
-    return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs)
+    return label_pairs([("target", target.name), *target.labels])
 
 
-def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
+def render_target(state: TargetState, labels: str) -> tuple[str, ...]:
     """One string of sample lines per family in TARGET_FAMILIES ("" when absent)."""
     out = _Columns(labels)
-    target = record.config
-    target_info = (("host", target.host), ("port", str(target.port)), ("tls", target.tls.value))
-    out.put("smtp_target_info", 1, (*target_info, ("server_name", target.server_name)))
+    target = state.config
+    _put_spec(out, target.spec)
     out.put("smtp_target_interval_seconds", target.interval)
-    if record.last_send is not None:
-        out.put("smtp_send_success", record.last_send.success)
-        out.put("smtp_send_timestamp_seconds", record.last_send.finished_at)
-    result = record.result
-    if result is None:
-        return tuple(out.columns)
+    if state.last_send is not None:
+        out.put("smtp_send_success", state.last_send.success)
+        out.put("smtp_send_timestamp_seconds", state.last_send.finished_at)
+    if state.result is not None:
+        _put_result(out, state.result)
+        out.put("smtp_probes_total", state.probes_total)
+        for reason, count in sorted(state.failures_total.items()):
+            out.put("smtp_probe_failures_total", count, (reason.value,))
+    return tuple(out.columns)
+
+
+def render_probe(spec: ProbeSpec, result: ProbeResult, now: float) -> str:
+    """The metrics of one on-demand probe, without the target label (Prometheus adds instance)."""
+    out = _Columns("")
+    _put_spec(out, spec)
+    _put_result(out, result)
+    leaf = result.tls.leaf if result.tls else None
+    if leaf is not None and leaf.not_after is not None:
+        out.put("smtp_cert_expiry_days", days_until(leaf.not_after, now))
+    parts: list[str] = []
+    for family, text in zip(TARGET_FAMILIES, out.columns, strict=True):
+        if text and not family.schedule_only:
+            parts.append(family.header(family.help.replace("the last scheduled probe", "this probe")) + text)
+    return "".join(parts)
+
+
+class _Columns:
+    """Sample lines by family; label values come in the order the family table gives its labels."""
+
+    def __init__(self, labels: str) -> None:
+        self.labels = labels
+        self.columns = [""] * len(TARGET_FAMILIES)
+
+    def put(self, family: str, value: float, label_values: Sequence[str] = ()) -> None:
+        extra = zip(FAMILY[family].labels, label_values, strict=True)
+        self.columns[_COLUMN[family]] += sample(family, self.labels, value, extra)
+
+
+def _put_spec(out: _Columns, spec: ProbeSpec) -> None:
+    out.put("smtp_target_info", 1, (spec.host, str(spec.port), spec.tls.value, spec.server_name))
+
+
+def _put_result(out: _Columns, result: ProbeResult) -> None:
     out.put("smtp_probe_success", result.success)
     out.put("smtp_probe_duration_seconds", result.duration_seconds)
     for phase, seconds in result.phase_durations:
-        out.put("smtp_probe_phase_duration_seconds", seconds, (("phase", phase.value),))
+        out.put("smtp_probe_phase_duration_seconds", seconds, (phase.value,))
     out.put("smtp_probe_timestamp_seconds", result.finished_at)
     for phase, reason in dict.fromkeys((failure.phase, failure.reason) for failure in result.failures):
-        out.put("smtp_probe_error_info", 1, (("phase", phase.value), ("reason", reason.value)))
-    out.put("smtp_probes_total", record.probes_total)
-    for reason, count in sorted(record.failures_total.items()):
-        out.put("smtp_probe_failures_total", count, (("reason", reason.value),))
+        out.put("smtp_probe_error_info", 1, (phase.value, reason.value))
     if result.starttls_offered is not None:
         out.put("smtp_starttls_offered", result.starttls_offered)
     if result.tls_handshake_succeeded is not None:
@@ -208,26 +201,16 @@ def render_target(record: TargetRecord, labels: str) -> tuple[str, ...]:
     ehlo = result.effective_ehlo
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
-            out.put("smtp_auth_mechanism_offered", 1, (("mechanism", mechanism),))
+            out.put("smtp_auth_mechanism_offered", 1, (mechanism,))
     if result.auth is not None:
         out.put("smtp_auth_success", result.auth.success)
-    return tuple(out.columns)
-
-
-class _Columns:
-    def __init__(self, labels: str) -> None:
-        self.labels = labels
-        self.columns = [""] * len(TARGET_FAMILIES)
-
-    def put(self, family: str, value: float, extra: Iterable[tuple[str, str]] = ()) -> None:
-        self.columns[_COLUMN[family]] += _sample(family, self.labels, value, extra)
 
 
 def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
-    out.put("smtp_tls_version_info", 1, (("version", tls.version),))
+    out.put("smtp_tls_version_info", 1, (tls.version,))
     if tls.version in TLS_VERSION_NUMBERS:
         out.put("smtp_tls_version", TLS_VERSION_NUMBERS[tls.version])
-    out.put("smtp_tls_cipher_info", 1, (("cipher", tls.cipher),))
+    out.put("smtp_tls_cipher_info", 1, (tls.cipher,))
     out.put("smtp_tls_cipher_bits", tls.cipher_bits)
     out.put("smtp_cert_trusted", tls.trust.trusted)
     out.put("smtp_cert_hostname_match", tls.hostname_match)
@@ -245,15 +228,15 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
         "smtp_cert_info",
         1,
         (
-            ("subject", leaf.subject),
-            ("issuer", leaf.issuer),
-            ("serial", leaf.serial),
-            ("fingerprint_sha256", leaf.fingerprint_sha256),
-            ("fingerprint_sha1", leaf.fingerprint_sha1),
-            ("san", ",".join(leaf.subject_alternative_names)),
-            ("key_type", leaf.key_type),
-            ("key_bits", str(leaf.key_bits)),
-            ("signature_algorithm", leaf.signature_algorithm),
+            leaf.subject,
+            leaf.issuer,
+            leaf.serial,
+            leaf.fingerprint_sha256,
+            leaf.fingerprint_sha1,
+            ",".join(leaf.subject_alternative_names),
+            leaf.key_type,
+            str(leaf.key_bits),
+            leaf.signature_algorithm,
         ),
     )
 
@@ -262,105 +245,39 @@ def _expiry_days(blocks: Iterable[_Block], now: float) -> str:
     # The one value that changes with every scrape: kept to plain arithmetic
     # and repr(), as it runs once per target per scrape.
     return "".join(
-        f"smtp_cert_expiry_days{{{block.labels}}} {(block.not_after - now) / 86400!r}\n"
+        f"smtp_cert_expiry_days{{{block.labels}}} {days_until(block.not_after, now)!r}\n"
         for block in blocks
         if block.not_after is not None
     )
 
 
-def _render_exporter(status: ExporterStatus) -> str:
-    lines = [
-        Family("smtp_exporter_build_info", "gauge", "Version of smtp-tls-exporter.").header(),
-        _sample("smtp_exporter_build_info", "", 1, (("version", status.version),)),
-        Family("smtp_exporter_targets", "gauge", "Targets this exporter probes on schedule.").header(),
-        _sample("smtp_exporter_targets", "", status.targets),
-        Family(
-            "smtp_exporter_config_last_reload_successful", "gauge", "1 if the last configuration (re)load succeeded."
-        ).header(),
-        _sample("smtp_exporter_config_last_reload_successful", "", status.config_last_reload_successful),
-        Family(
-            "smtp_exporter_config_last_reload_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful configuration load.",
-        ).header(),
-        _sample(
-            "smtp_exporter_config_last_reload_success_timestamp_seconds",
-            "",
-            status.config_last_reload_success_timestamp,
-        ),
-        Family("smtp_exporter_probes_in_flight", "gauge", "Scheduled probes running right now.").header(),
-        _sample("smtp_exporter_probes_in_flight", "", status.probes_in_flight),
-        Family("smtp_exporter_asyncio_tasks", "gauge", "asyncio tasks alive in the exporter.").header(),
-        _sample("smtp_exporter_asyncio_tasks", "", status.asyncio_tasks),
-        Family(
-            "smtp_exporter_scheduler_lag_seconds", "histogram", "How late scheduled probes started against their slot."
-        ).header(),
-    ]
-    lag = status.scheduler_lag
-    for bound, count in lag.cumulative():
-        le = "+Inf" if math.isinf(bound) else format_value(bound)
-        lines.append(_sample("smtp_exporter_scheduler_lag_seconds_bucket", "", count, (("le", le),)))
-    lines.append(_sample("smtp_exporter_scheduler_lag_seconds_sum", "", lag.total))
-    lines.append(_sample("smtp_exporter_scheduler_lag_seconds_count", "", lag.observations))
-    return "".join(lines)
-
-
-def _sample(name: str, labels: str, value: float, extra: Iterable[tuple[str, str]] = ()) -> str:
-    label_text = labels
-    for label, label_value in extra:
-        pair = f'{label}="{escape_label_value(label_value)}"'
-        label_text = f"{label_text},{pair}" if label_text else pair
-    if label_text:
-        return f"{name}{{{label_text}}} {format_value(value)}\n"
-    return f"{name} {format_value(value)}\n"
-
-
-def escape_label_value(value: str) -> str:
-    if len(value) > MAX_LABEL_VALUE_CHARS:
-        value = value[: MAX_LABEL_VALUE_CHARS - 1] + "…"
-    # Lone surrogates (from undecodable certificate fields) are not UTF-8.
-    value = value.encode("utf-8", "replace").decode("utf-8")
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def format_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-# /probe answers describe one probe, not the schedule, and carry no counters.
-_NOT_FOR_ONE_PROBE = frozenset(
-    {
-        "smtp_probes_total",
-        "smtp_probe_failures_total",
-        "smtp_send_success",
-        "smtp_send_timestamp_seconds",
-        "smtp_target_interval_seconds",
+def render_exporter(status: ExporterStatus) -> str:
+    """The exporter's own families, in the order EXPORTER_FAMILIES lists them."""
+    values: dict[str, list[str]] = {
+        "smtp_exporter_build_info": [sample("smtp_exporter_build_info", "", 1, (("version", status.version),))],
+        "smtp_exporter_targets": [sample("smtp_exporter_targets", "", status.targets)],
+        "smtp_exporter_config_last_reload_successful": [
+            sample("smtp_exporter_config_last_reload_successful", "", status.config_last_reload_successful)
+        ],
+        "smtp_exporter_config_last_reload_success_timestamp_seconds": [
+            sample(
+                "smtp_exporter_config_last_reload_success_timestamp_seconds",
+                "",
+                status.config_last_reload_success_timestamp,
+            )
+        ],
+        "smtp_exporter_probes_in_flight": [sample("smtp_exporter_probes_in_flight", "", status.probes_in_flight)],
+        "smtp_exporter_asyncio_tasks": [sample("smtp_exporter_asyncio_tasks", "", status.asyncio_tasks)],
+        "smtp_exporter_scheduler_lag_seconds": _histogram("smtp_exporter_scheduler_lag_seconds", status.scheduler_lag),
     }
-)
+    return "".join(family.header() + "".join(values[family.name]) for family in EXPORTER_FAMILIES)
 
 
-def render_probe(target: TargetConfig, result: ProbeResult, now: float) -> str:
-    """The metrics of one on-demand probe, without the target label (Prometheus adds instance)."""
-    columns = render_target(TargetRecord(target, result), labels="")
-    leaf = result.tls.leaf if result.tls else None
-    parts: list[str] = []
-    for family, column in zip(TARGET_FAMILIES, columns, strict=True):
-        if family.name in _NOT_FOR_ONE_PROBE:
-            continue
-        text = column
-        if family.name == "smtp_cert_expiry_days" and leaf is not None and leaf.not_after is not None:
-            text = _sample(family.name, "", (leaf.not_after - now) / 86400)
-        if text:
-            help_text = family.help.replace("the last scheduled probe", "this probe")
-            parts.append(Family(family.name, family.type, help_text).header() + text)
-    return "".join(parts)
+def _histogram(name: str, snapshot: HistogramSnapshot) -> list[str]:
+    lines = [
+        sample(f"{name}_bucket", "", count, (("le", "+Inf" if math.isinf(bound) else format_value(bound)),))
+        for bound, count in snapshot.buckets
+    ]
+    lines.append(sample(f"{name}_sum", "", snapshot.total))
+    lines.append(sample(f"{name}_count", "", snapshot.observations))
+    return lines

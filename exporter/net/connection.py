@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import socket
 import ssl
 from typing import cast
 
+from exporter.config.values import format_endpoint
 from exporter.probe.transcript import Transcript
 from exporter.smtp.reply import MAX_LINE_OCTETS, MAX_REPLY_LINES, SmtpReply, parse_reply
+
+# OpenSSL names the reason of every alert it receives <protocol>_ALERT_<description>
+# (SSLV3_ALERT_HANDSHAKE_FAILURE, TLSV13_ALERT_CERTIFICATE_REQUIRED); Python's
+# ssl module exposes only that name, not the alert's number.
+_RECEIVED_ALERT = re.compile(r"(?:SSLV3|TLSV1|TLSV1_[123]|TLSV13)_ALERT_[A-Z0-9_]+")
 
 # Stop reading from the socket once this much is buffered but unparsed; the
 # parser rejects any single reply long before that.
@@ -213,7 +220,7 @@ class SmtpConnection:
         addresses = await _resolve(loop, host, port, family)
         failures: list[OSError] = []
         for index, address in enumerate(addresses):
-            shown = format_address(address, port)
+            shown = format_endpoint(address, port)
             transcript.event(f"connecting to {shown}")
             addresses_left = len(addresses) - index
             share_deadline = None
@@ -228,7 +235,7 @@ class SmtpConnection:
                 continue
             return cls(transport, protocol, address, transcript)
         refused = all(isinstance(exc, ConnectionRefusedError) for exc in failures)
-        shown = format_address(addresses[-1], port)
+        shown = format_endpoint(addresses[-1], port)
         raise ConnectFailed(f"{shown}: {_os_error_text(failures[-1])}", refused=refused)
 
     async def read_reply(self) -> SmtpReply:
@@ -300,7 +307,7 @@ def _closed_error(cause: Exception | None) -> Exception:
         reason = cause.reason or str(cause)
         # An alert is the server hanging up on purpose; TLS 1.3 servers that
         # require a client certificate send it only after our handshake ended.
-        if "ALERT" in reason:
+        if _RECEIVED_ALERT.fullmatch(cause.reason or ""):
             return ConnectionClosed(f"server closed the connection with a TLS alert: {reason}")
         return cause  # a broken record: not the TLS the server promised
     if isinstance(cause, ConnectionResetError):
@@ -331,7 +338,3 @@ def _os_error_text(exc: OSError) -> str:
         return "timed out"
     # asyncio's messages repeat the address; the errno's text is what people know.
     return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def format_address(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -9,30 +9,30 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from exporter.config.loader import TargetConfig, TlsMode
-from exporter.probe.result import ProbeResult, TlsSession
+from exporter.config.model import ProbeSpec, TlsMode
+from exporter.probe.result import ProbeResult
 from exporter.smtp.ehlo import EhloCapabilities
-from exporter.tls.certificates import CertificateFacts
+from exporter.tls.certificates import CertificateFacts, days_until
+from exporter.tls.session import TlsSession
 
 SCHEMA_VERSION = 1
-_DAY = 86400.0
 
 
-def verdict_line(target: TargetConfig, result: ProbeResult, now: float) -> str:
+def verdict_line(spec: ProbeSpec, result: ProbeResult, now: float) -> str:
     """One line: OK with the essentials, or FAILED with every reason."""
-    where = f"{target.host}:{target.port}"
+    where = spec.endpoint
     if not result.success:
         reasons = "; ".join(
             f"{failure.reason.value} ({failure.phase.value}){': ' + failure.detail if failure.detail else ''}"
             for failure in result.failures
         )
         return f"FAILED {where}: {reasons}"
-    parts = [target.tls.value]
+    parts = [spec.tls.value]
     if result.tls is not None:
         parts.append(f"{result.tls.version} {result.tls.cipher}")
         leaf = result.tls.leaf
         if leaf is not None and leaf.not_after is not None:
-            parts.append(f"certificate trusted, name matches, {(leaf.not_after - now) / _DAY:.0f} days left")
+            parts.append(f"certificate trusted, name matches, {days_until(leaf.not_after, now):.0f} days left")
     if result.auth is not None:
         parts.append(f"AUTH {result.auth.mechanism} accepted")
     if result.send is not None:
@@ -60,23 +60,23 @@ class _Style:
         return self._wrap("2", text)
 
 
-def human_report(target: TargetConfig, result: ProbeResult, *, now: float, colour: bool = False) -> str:
+def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bool = False) -> str:
     style = _Style(colour)
-    sni = f", server name {target.server_name}" if target.tls is not TlsMode.NONE else ""
-    lines = [style.heading(f"{target.host}:{target.port} ({target.tls.value}{sni})"), ""]
+    sni = f", server name {spec.server_name}" if spec.tls is not TlsMode.NONE else ""
+    lines = [style.heading(f"{spec.endpoint} ({spec.tls.value}{sni})"), ""]
     lines.append(style.heading("Conversation"))
     for line in result.transcript:
         marker = f"{line.direction}:" if line.direction in ("C", "S") else "* "
         text = f"  {line.offset_seconds * 1000:8.1f} ms  {marker} {line.text}"
         lines.append(style.dim(text) if line.direction == "*" else text)
     if result.tls is not None:
-        lines += ["", *_tls_section(target, result.tls, now, style)]
+        lines += ["", *_tls_section(spec, result.tls, now, style)]
     if result.effective_ehlo is not None:
         lines += ["", *_capabilities_section(result.effective_ehlo)]
-    if result.auth is not None and target.auth is not None:
+    if result.auth is not None and spec.auth is not None:
         outcome = style.good("accepted") if result.auth.success else style.bad("FAILED")
         mechanism = result.auth.mechanism or "no mechanism"
-        lines += ["", style.heading("Authentication"), f"  {mechanism} as {target.auth.username}: {outcome}"]
+        lines += ["", style.heading("Authentication"), f"  {mechanism} as {spec.auth.username}: {outcome}"]
         lines.append(f"  server: {result.auth.reply}")
     if result.send is not None:
         outcome = style.good("accepted") if result.send.success else style.bad("REJECTED")
@@ -84,13 +84,13 @@ def human_report(target: TargetConfig, result: ProbeResult, *, now: float, colou
         lines.append(f"  server: {result.send.reply}")
     phases = ", ".join(f"{phase.value} {seconds * 1000:.1f} ms" for phase, seconds in result.phase_durations)
     lines += ["", f"Phases: {phases} (total {result.duration_seconds * 1000:.1f} ms)"]
-    verdict = verdict_line(target, result, now)
+    verdict = verdict_line(spec, result, now)
     lines.append(style.good(verdict) if result.success else style.bad(verdict))
     return "\n".join(lines) + "\n"
 
 
-def _tls_section(target: TargetConfig, tls: TlsSession, now: float, style: _Style) -> list[str]:
-    anchors = f"CA file {target.ca_file}" if target.ca_file else "the system trust store"
+def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) -> list[str]:
+    anchors = f"CA file {spec.ca_file}" if spec.ca_file else "the system trust store"
     if tls.trust.trusted:
         trust = style.good(f"trusted (by {anchors})")
     else:
@@ -100,9 +100,9 @@ def _tls_section(target: TargetConfig, tls: TlsSession, now: float, style: _Styl
     leaf = tls.leaf
     names = ", ".join(leaf.subject_alternative_names or leaf.common_names) if leaf else ""
     if tls.hostname_match:
-        hostname = style.good(f"{target.server_name} matches")
+        hostname = style.good(f"{spec.server_name} matches")
     else:
-        hostname = style.bad(f"{target.server_name} DOES NOT MATCH (certificate names: {names or 'none'})")
+        hostname = style.bad(f"{spec.server_name} DOES NOT MATCH (certificate names: {names or 'none'})")
     lines = [
         style.heading("TLS"),
         f"  Protocol   {tls.version}",
@@ -125,7 +125,7 @@ def _certificate_lines(index: int, certificate: CertificateFacts, now: float, st
         ]
     validity = f"{_utc(certificate.not_before)} to {_utc(certificate.not_after)}"
     if certificate.not_after is not None:
-        days = (certificate.not_after - now) / _DAY
+        days = days_until(certificate.not_after, now)
         left = f"{days:.1f} days left" if days >= 0 else f"EXPIRED {-days:.1f} days ago"
         validity += f" ({style.good(left) if days >= 21 else style.bad(left)})"
     if certificate.is_not_yet_valid(now):
@@ -161,19 +161,19 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def result_document(target: TargetConfig, result: ProbeResult, *, now: float) -> dict[str, Any]:
+def result_document(spec: ProbeSpec, result: ProbeResult, *, now: float) -> dict[str, Any]:
     """The JSON form (docs/check-result.schema.json, version 1)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "target": {
-            "host": target.host,
-            "port": target.port,
-            "tls": target.tls.value,
-            "server_name": target.server_name,
-            "ehlo_name": target.ehlo_name,
+            "host": spec.host,
+            "port": spec.port,
+            "tls": spec.tls.value,
+            "server_name": spec.server_name,
+            "ehlo_name": spec.ehlo_name,
         },
         "success": result.success,
-        "verdict": verdict_line(target, result, now),
+        "verdict": verdict_line(spec, result, now),
         "started_at": _iso(result.started_at),
         "duration_seconds": result.duration_seconds,
         "phases": [{"phase": phase.value, "seconds": seconds} for phase, seconds in result.phase_durations],
@@ -235,7 +235,7 @@ def _certificate_document(certificate: CertificateFacts, now: float) -> dict[str
         "serial": certificate.serial,
         "not_before": _iso(certificate.not_before),
         "not_after": _iso(certificate.not_after),
-        "days_left": (certificate.not_after - now) / _DAY if certificate.not_after is not None else None,
+        "days_left": certificate.days_left(now),
         "fingerprint_sha256": certificate.fingerprint_sha256,
         "fingerprint_sha1": certificate.fingerprint_sha1,
         "subject_alternative_names": list(certificate.subject_alternative_names),

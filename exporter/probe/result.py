@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from exporter.smtp.ehlo import EhloCapabilities
 from exporter.smtp.reply import SmtpReply
-from exporter.tls.certificates import CertificateFacts
+from exporter.tls.session import TlsSession
 
 
 class Phase(enum.StrEnum):
@@ -61,35 +61,6 @@ class Failure:
     phase: Phase
     reason: Reason
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class TrustVerdict:
-    """OpenSSL's opinion of the presented chain, as a mail client would form it."""
-
-    trusted: bool
-    # OpenSSL's X509_V_ERR_* code and text, e.g. 10 "certificate has expired".
-    error_code: int | None = None
-    error_message: str | None = None
-    # Position in the chain of the certificate OpenSSL complained about (0 = leaf).
-    error_depth: int | None = None
-
-
-@dataclass(frozen=True)
-class TlsSession:
-    """What the TLS handshake negotiated and what the server presented."""
-
-    version: str
-    cipher: str
-    cipher_bits: int
-    # Presented chain, leaf first, as the server sent it.
-    chain: tuple[CertificateFacts, ...]
-    trust: TrustVerdict
-    hostname_match: bool
-
-    @property
-    def leaf(self) -> CertificateFacts | None:
-        return self.chain[0] if self.chain else None
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,20 @@ import logging
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from exporter.config.loader import AuthConfig, SendConfig, TargetConfig, TlsMode
-from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, format_address
-from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome, TlsSession
+from exporter.config.model import AuthConfig, ProbeSpec, SendConfig, TlsMode
+from exporter.config.values import format_endpoint
+from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection
+from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome
 from exporter.probe.transcript import Transcript
 from exporter.smtp.auth import authenticate, choose_mechanism
 from exporter.smtp.ehlo import EhloCapabilities, parse_ehlo
 from exporter.smtp.message import build_message
 from exporter.smtp.reply import ReplyError, SmtpReply
-from exporter.tls.session import describe_session
-from exporter.tls.trust import X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID, TrustStore
+from exporter.smtp.status import SmtpStatus
+from exporter.tls.context import TlsClient
+from exporter.tls.session import TlsSession, describe_session
+from exporter.tls.verdicts import certificate_failures
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +35,26 @@ log = logging.getLogger(__name__)
 QUIT_TIMEOUT_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class ProbeTools:
-    """What a probe needs besides its target: shared, built once per config."""
-
-    handshake_context: ssl.SSLContext
-    trust_store: TrustStore
-
-
 async def run_probe(
-    target: TargetConfig, tools: ProbeTools, *, send_due: bool = False, keep_transcript: bool = True
+    spec: ProbeSpec,
+    tls_client: TlsClient,
+    *,
+    name: str | None = None,
+    send_due: bool = False,
+    keep_transcript: bool = True,
 ) -> ProbeResult:
-    """Probe ``target`` once; with ``send_due``, also send its test message."""
-    run = _ProbeRun(target, tools, send_due=send_due, keep_transcript=keep_transcript)
+    """Probe ``spec`` once; with ``send_due``, also send its test message.
+
+    ``name`` is the target's name for logs and the test message (default: host:port).
+    """
+    run = _ProbeRun(spec, tls_client, name or spec.endpoint, send_due=send_due, keep_transcript=keep_transcript)
     try:
         async with asyncio.timeout_at(run.deadline):
             await _converse(run)
     except _Abort as abort:
         run.fail(abort.reason, abort.detail)
     except TimeoutError:
-        run.fail(Reason.TIMEOUT, f"no complete answer within the {target.timeout:g}s timeout")
+        run.fail(Reason.TIMEOUT, f"no complete answer within the {spec.timeout:g}s timeout")
     except DnsError as exc:
         run.fail(Reason.DNS_ERROR, str(exc))
     except ConnectFailed as exc:
@@ -66,7 +68,7 @@ async def run_probe(
     except OSError as exc:
         run.fail(Reason.CONNECTION_FAILED, exc.strerror or str(exc))
     except Exception as exc:  # a bug of ours: report it, keep the daemon alive
-        log.exception("probe of target %s failed unexpectedly", target.name)
+        log.exception("probe of target %s failed unexpectedly", run.name)
         run.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__} (see the exporter log)")
     finally:
         if run.connection is not None:
@@ -86,13 +88,16 @@ class _Abort(Exception):
 class _ProbeRun:
     """Mutable state of one probe in progress; frozen into a ProbeResult at the end."""
 
-    def __init__(self, target: TargetConfig, tools: ProbeTools, *, send_due: bool, keep_transcript: bool) -> None:
-        self.target = target
-        self.tools = tools
+    def __init__(
+        self, spec: ProbeSpec, tls_client: TlsClient, name: str, *, send_due: bool, keep_transcript: bool
+    ) -> None:
+        self.spec = spec
+        self.tls_client = tls_client
+        self.name = name
         self.send_due = send_due
         self.started_at = time.time()
         self._started = time.perf_counter()
-        self.deadline = asyncio.get_running_loop().time() + target.timeout
+        self.deadline = asyncio.get_running_loop().time() + spec.timeout
         self.transcript = Transcript(self._started, enabled=keep_transcript)
         self.current_phase = Phase.CONNECT
         self.phase_durations: dict[Phase, float] = {}
@@ -120,7 +125,7 @@ class _ProbeRun:
     def fail(self, reason: Reason, detail: str = "", phase: Phase | None = None) -> None:
         failure = Failure(phase or self.current_phase, reason, detail)
         self.failures.append(failure)
-        self.transcript.event(f"failed: {reason.value} in {failure.phase.value}: {detail}".rstrip(": "))
+        self.transcript.event(f"failed: {reason.value} in {failure.phase.value}" + (f": {detail}" if detail else ""))
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -146,34 +151,34 @@ class _ProbeRun:
 
 
 async def _converse(run: _ProbeRun) -> None:
-    target = run.target
+    spec = run.spec
     with run.phase(Phase.CONNECT):
         run.connection = connection = await SmtpConnection.open(
-            target.host,
-            target.port,
-            family=target.address_family.socket_family,
+            spec.host,
+            spec.port,
+            family=spec.address_family.socket_family,
             deadline=run.deadline,
             transcript=run.transcript,
         )
-    run.transcript.event(f"connected to {format_address(connection.peer_address, target.port)}")
-    if target.tls is TlsMode.IMPLICIT:
+    run.transcript.event(f"connected to {format_endpoint(connection.peer_address, spec.port)}")
+    if spec.tls is TlsMode.IMPLICIT:
         await _handshake(run, connection)
 
     with run.phase(Phase.BANNER):
         run.banner = banner = await connection.read_reply()
-    if banner.code != 220:
+    if banner.code != SmtpStatus.READY:
         raise _Abort(Reason.BANNER_REJECTED, str(banner))
 
     run.ehlo = ehlo = await _ehlo(run, connection)
-    if target.tls is TlsMode.STARTTLS:
+    if spec.tls is TlsMode.STARTTLS:
         await _starttls(run, connection, ehlo)
     if run.tls is not None:
         # RFC 3207 section 4.2: forget what was learned before TLS and ask again.
         run.ehlo_after_tls = await _ehlo(run, connection)
-    if target.auth is not None:
-        await _authenticate(run, connection, target.auth)
-    if run.send_due and target.send is not None and _may_send(run):
-        await _send_message(run, connection, target.send)
+    if spec.auth is not None:
+        await _authenticate(run, connection, spec.auth)
+    if run.send_due and spec.send is not None and _may_send(run):
+        await _send_message(run, connection, spec.send)
     await _quit(run, connection)
 
 
@@ -185,7 +190,7 @@ async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabi
         return
     with run.phase(Phase.STARTTLS):
         reply = await connection.command("STARTTLS")
-    if reply.code != 220:
+    if reply.code != SmtpStatus.READY:
         run.fail(Reason.STARTTLS_REJECTED, str(reply))
         return
     await _handshake(run, connection)
@@ -194,7 +199,7 @@ async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabi
 async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthConfig) -> None:
     over_tls = run.tls is not None
     verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
-    if not verified and not run.target.allow_plaintext_auth:
+    if not verified and not run.spec.allow_plaintext_auth:
         # Credentials sent every minute to whoever answers would be a gift to
         # anyone in the path: they go only where a mail client would send them.
         if over_tls:
@@ -216,12 +221,12 @@ async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthCo
         return
     with run.phase(Phase.AUTH):
         reply = await authenticate(connection, auth, mechanism)
-    run.auth = AuthOutcome(success=reply.code == 235, mechanism=mechanism.value, reply=str(reply))
-    if reply.code == 235:
+    run.auth = AuthOutcome(success=reply.code == SmtpStatus.AUTH_SUCCEEDED, mechanism=mechanism.value, reply=str(reply))
+    if reply.code == SmtpStatus.AUTH_SUCCEEDED:
         return
     if 400 <= reply.code < 500:
         run.fail(Reason.AUTH_TEMPORARY_FAILURE, str(reply))
-    elif reply.code == 504:  # RFC 4954: "Unrecognized authentication type"
+    elif reply.code == SmtpStatus.PARAMETER_NOT_IMPLEMENTED:
         run.fail(Reason.AUTH_MECHANISM_UNSUPPORTED, str(reply))
     elif reply.code >= 500:
         run.fail(Reason.AUTH_FAILED, str(reply))
@@ -231,13 +236,13 @@ async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthCo
 
 def _may_send(run: _ProbeRun) -> bool:
     """A test message goes out only the way real mail from this client would."""
-    tls_as_configured = run.target.tls is TlsMode.NONE or run.tls is not None
-    authenticated_if_asked = run.target.auth is None or (run.auth is not None and run.auth.success)
+    tls_as_configured = run.spec.tls is TlsMode.NONE or run.tls is not None
+    authenticated_if_asked = run.spec.auth is None or (run.auth is not None and run.auth.success)
     return tls_as_configured and authenticated_if_asked
 
 
 async def _send_message(run: _ProbeRun, connection: SmtpConnection, send: SendConfig) -> None:
-    message = build_message(send, target_name=run.target.name, domain=run.target.ehlo_name, now=time.time())
+    message = build_message(send, target_name=run.name, domain=run.spec.ehlo_name, now=time.time())
     with run.phase(Phase.SEND):
         reason, reply = await _mail_transaction(connection, send, message.data)
     run.send = SendOutcome(
@@ -259,7 +264,7 @@ async def _mail_transaction(
         if not reply.is_positive_completion():
             return Reason.RCPT_REJECTED, reply
     reply = await connection.command("DATA")
-    if reply.code != 354:
+    if reply.code != SmtpStatus.START_MAIL_INPUT:
         return Reason.DATA_REJECTED, reply
     connection.send_data(message)
     reply = await connection.read_reply()
@@ -268,27 +273,29 @@ async def _mail_transaction(
 
 async def _ehlo(run: _ProbeRun, connection: SmtpConnection) -> EhloCapabilities:
     with run.phase(Phase.EHLO):
-        reply = await connection.command(f"EHLO {run.target.ehlo_name}")
-    if reply.code != 250:
+        reply = await connection.command(f"EHLO {run.spec.ehlo_name}")
+    if reply.code != SmtpStatus.COMPLETED:
         raise _Abort(Reason.EHLO_REJECTED, str(reply))
     return parse_ehlo(reply)
 
 
 async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
-    target = run.target
+    spec = run.spec
     run.tls_handshake_succeeded = False
     with run.phase(Phase.TLS_HANDSHAKE):
         try:
-            ssl_object = await connection.start_tls(run.tools.handshake_context, target.server_name)
+            ssl_object = await connection.start_tls(run.tls_client.handshake_context, spec.server_name)
         except ssl.SSLError as exc:
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, exc.reason or str(exc)) from exc
         except (ConnectionError, OSError) as exc:
-            detail = f"connection lost during the TLS handshake: {exc}".rstrip(": ")
+            detail = "connection lost during the TLS handshake" + (f": {exc}" if str(exc) else "")
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, detail) from exc
     run.tls_handshake_succeeded = True
-    run.tls = session = describe_session(ssl_object, server_name=target.server_name, trust_store=run.tools.trust_store)
+    run.tls = session = describe_session(
+        ssl_object, server_name=spec.server_name, trust_store=run.tls_client.trust_store
+    )
     run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
-    for failure in certificate_failures(session, server_name=target.server_name, now=time.time()):
+    for failure in certificate_failures(session, server_name=spec.server_name, now=time.time()):
         run.fail(failure.reason, failure.detail, phase=failure.phase)
 
 
@@ -304,28 +311,3 @@ async def _quit(run: _ProbeRun, connection: SmtpConnection) -> None:
                 await connection.command("QUIT")
         except (TimeoutError, OSError, ReplyError, ssl.SSLError) as exc:
             run.transcript.event(f"QUIT not answered cleanly: {exc or type(exc).__name__}")
-
-
-def certificate_failures(session: TlsSession, *, server_name: str, now: float) -> list[Failure]:
-    """The certificate checks that failed, each with its own reason."""
-    phase = Phase.TLS_HANDSHAKE
-    leaf = session.leaf
-    if leaf is None:
-        return [Failure(phase, Reason.CERT_UNTRUSTED, "the server presented no certificate")]
-    reasons: dict[Reason, str] = {}
-    if leaf.is_expired(now):
-        reasons[Reason.CERT_EXPIRED] = "the server certificate has expired"
-    elif leaf.is_not_yet_valid(now):
-        reasons[Reason.CERT_NOT_YET_VALID] = "the server certificate is not yet valid"
-    trust = session.trust
-    if not trust.trusted:
-        reason = {
-            X509_V_ERR_CERT_HAS_EXPIRED: Reason.CERT_EXPIRED,
-            X509_V_ERR_CERT_NOT_YET_VALID: Reason.CERT_NOT_YET_VALID,
-        }.get(trust.error_code or 0, Reason.CERT_UNTRUSTED)
-        depth = f" (chain depth {trust.error_depth})" if trust.error_depth is not None else ""
-        reasons.setdefault(reason, f"{trust.error_message}{depth}")
-    if not session.hostname_match:
-        names = ", ".join(leaf.subject_alternative_names or leaf.common_names) or "no names"
-        reasons[Reason.HOSTNAME_MISMATCH] = f"{server_name} does not match the certificate ({names})"
-    return [Failure(phase, reason, detail) for reason, detail in reasons.items()]

@@ -11,48 +11,34 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
-from OpenSSL import crypto
 
 from exporter import __version__
-from exporter.config.loader import Config, ConfigError, ConfigProblem, TargetConfig, load_config
-from exporter.metrics.render import ExporterStatus, MetricsRenderer
+from exporter.config.loader import ConfigError, load_config
+from exporter.config.model import Config, ScheduledTarget
+from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
 from exporter.probe.result import ProbeResult
-from exporter.probe.run import ProbeTools, run_probe
+from exporter.probe.run import run_probe
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
-from exporter.tls.session import handshake_context
-from exporter.tls.trust import TrustStore
-from exporter.web.app import bound_address, create_app
+from exporter.tls.context import TlsClients
+from exporter.web.app import create_app
 from exporter.web.landing import landing_page
+from exporter.web.listener import bound_address
 from exporter.web.probe_endpoint import ProbeResponse, probe_on_demand
 
 log = logging.getLogger(__name__)
 
 
-def load_runtime(path: Path) -> tuple[Config, dict[Path | None, ProbeTools]]:
-    """Load the config and everything built from it once (trust stores).
+def load_runtime(path: Path) -> tuple[Config, TlsClients]:
+    """Load the config and what is built from it once: a TLS client per CA file.
 
-    Raises ConfigError, so a CA file OpenSSL cannot read is reported like
-    any other config problem.
+    Raises ConfigError; the config loader has already checked that OpenSSL
+    can read every CA file, with the line that names it.
     """
     config = load_config(path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    context = handshake_context()
-    tools: dict[Path | None, ProbeTools] = {}
-    problems: list[ConfigProblem] = []
-    users = [(f"targets[{index}]", target.ca_file) for index, target in enumerate(config.targets)]
-    users += [(f"modules.{name}", module.options.ca_file) for name, module in config.modules.items()]
-    for where, ca_file in users:
-        if ca_file in tools:
-            continue
-        try:
-            tools[ca_file] = ProbeTools(context, TrustStore(ca_file))
-        except crypto.Error as exc:
-            problems.append(ConfigProblem(path, 0, f"{where}.ca_file", f"OpenSSL cannot load it: {exc}"))
-    if problems:
-        raise ConfigError(problems)
-    return config, tools
+    return config, TlsClients(config.ca_files())
 
 
 class Daemon:
@@ -64,7 +50,7 @@ class Daemon:
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
         self._config: Config | None = None
-        self._tools: dict[Path | None, ProbeTools] = {}
+        self._tls_clients = TlsClients()
         self._last_reload_successful = False
         self._last_reload_success_timestamp = 0.0
 
@@ -74,7 +60,7 @@ class Daemon:
 
     def load(self) -> None:
         """First load: raises ConfigError, because there is nothing to fall back on."""
-        self._config, self._tools = load_runtime(self.config_path)
+        self._config, self._tls_clients = load_runtime(self.config_path)
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
@@ -94,12 +80,12 @@ class Daemon:
 
     def reload(self) -> str | None:
         try:
-            config, tools = load_runtime(self.config_path)
+            config, tls_clients = load_runtime(self.config_path)
         except ConfigError as exc:
             self._last_reload_successful = False
             log.error("config reload failed; keeping the previous config:\n%s", exc)
             return str(exc)
-        self._config, self._tools = config, tools
+        self._config, self._tls_clients = config, tls_clients
         self._last_reload_successful = True
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
@@ -109,7 +95,7 @@ class Daemon:
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
 
-    def _scheduled_targets(self) -> tuple[TargetConfig, ...]:
+    def _scheduled_targets(self) -> tuple[ScheduledTarget, ...]:
         """This replica's share of the configured targets."""
         shard = self._shard
         targets = self._config.targets if self._config is not None else ()
@@ -118,7 +104,7 @@ class Daemon:
     async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse:
         if self._config is None:
             return ProbeResponse(503, "the configuration is not loaded yet\n")
-        return await probe_on_demand(self._config, self._tools.__getitem__, query, scrape_timeout_header)
+        return await probe_on_demand(self._config, self._tls_clients, query, scrape_timeout_header)
 
     def metrics_chunks(self) -> list[str]:
         scheduler = self._scheduler
@@ -127,7 +113,7 @@ class Daemon:
             targets=len(self.store),
             config_last_reload_successful=self._last_reload_successful,
             config_last_reload_success_timestamp=self._last_reload_success_timestamp,
-            scheduler_lag=scheduler.lag if scheduler else LagHistogram(),
+            scheduler_lag=_snapshot(scheduler.lag if scheduler else LagHistogram()),
             probes_in_flight=scheduler.in_flight if scheduler else 0,
             asyncio_tasks=len(asyncio.all_tasks()),
         )
@@ -139,17 +125,23 @@ class Daemon:
     def landing_page(self) -> str:
         return landing_page(self.store.records(), version=__version__)
 
-    async def _probe(self, target: TargetConfig) -> ProbeResult:
-        tools = self._tools[target.ca_file]
-        return await run_probe(target, tools, send_due=self._send_due(target), keep_transcript=False)
+    async def _probe(self, target: ScheduledTarget) -> ProbeResult:
+        return await run_probe(
+            target.spec,
+            self._tls_clients.for_ca_file(target.spec.ca_file),
+            name=target.name,
+            send_due=self._send_due(target),
+            keep_transcript=False,
+        )
 
-    def _send_due(self, target: TargetConfig) -> bool:
-        if target.send is None:
+    def _send_due(self, target: ScheduledTarget) -> bool:
+        send = target.spec.send
+        if send is None:
             return False
         last = self.store.last_send(target.name)
-        return last is None or time.time() - last.finished_at >= target.send.interval
+        return last is None or time.time() - last.finished_at >= send.interval
 
-    def _record(self, target: TargetConfig, result: ProbeResult) -> None:
+    def _record(self, target: ScheduledTarget, result: ProbeResult) -> None:
         previous = self.store.record_result(target, result)
         record = self.store.get(target.name)
         if record is not None and record.result is result:
@@ -171,6 +163,10 @@ class Daemon:
                 log.info("target probes successfully", extra={"target": target.name})
             else:
                 log.warning("target probe failed", extra={"target": target.name, "detail": detail})
+
+
+def _snapshot(lag: LagHistogram) -> HistogramSnapshot:
+    return HistogramSnapshot(tuple(lag.cumulative()), lag.total, lag.observations)
 
 
 async def serve(daemon: Daemon, listener: socket.socket) -> None:

@@ -21,13 +21,13 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from exporter.config.loader import TargetConfig
+from exporter.config.model import ScheduledTarget
 from exporter.probe.result import ProbeResult
 
 log = logging.getLogger(__name__)
 
-ProbeFunction = Callable[[TargetConfig], Awaitable[ProbeResult]]
-ResultCallback = Callable[[TargetConfig, ProbeResult], None]
+ProbeFunction = Callable[[ScheduledTarget], Awaitable[ProbeResult]]
+ResultCallback = Callable[[ScheduledTarget, ProbeResult], None]
 
 # Upper bounds of the scheduler lag histogram, in seconds.
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -91,14 +91,18 @@ class Shard:
         return int.from_bytes(digest[8:16], "big") % self.count == self.index
 
 
-def first_delay(name: str, interval: float, *, now: float, window: float) -> float:
-    """How long a new target waits for its first probe.
+def grid_offset(name: str, interval: float) -> float:
+    """Where in each interval the target named ``name`` is due: its stable phase."""
+    return stable_fraction(name) * interval
+
+
+def first_delay(offset: float, interval: float, *, now: float, window: float) -> float:
+    """How long a new target whose grid starts at ``offset`` waits for its first probe.
 
     The time to the target's next slot on its grid, shrunk to ``window``:
     a handful of new targets are probed at once, while with a full window
     (many targets) the first probe already falls on the target's grid.
     """
-    offset = stable_fraction(name) * interval
     return (offset - now) % interval * min(window, interval) / interval
 
 
@@ -113,11 +117,11 @@ class Scheduler:
         self._probe = probe
         self._on_result = on_result
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._tasks: dict[str, tuple[TargetConfig, asyncio.Task[None]]] = {}
+        self._tasks: dict[str, tuple[ScheduledTarget, asyncio.Task[None]]] = {}
         self.lag = LagHistogram()
         self.in_flight = 0
 
-    def set_targets(self, targets: Sequence[TargetConfig]) -> None:
+    def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
         """Start, keep or restart each target's loop to match ``targets``.
 
         Unchanged targets keep their task and so their schedule; new and
@@ -132,8 +136,9 @@ class Scheduler:
         window = len(new) / FIRST_PROBES_PER_SECOND
         now = asyncio.get_running_loop().time()
         for target in new:
-            delay = first_delay(target.name, target.interval, now=now, window=window)
-            task = asyncio.create_task(self._run_target(target, delay), name=f"probe {target.name}")
+            offset = grid_offset(target.name, target.interval)
+            delay = first_delay(offset, target.interval, now=now, window=window)
+            task = asyncio.create_task(self._run_target(target, offset, delay), name=f"probe {target.name}")
             self._tasks[target.name] = (target, task)
 
     async def close(self) -> None:
@@ -143,9 +148,8 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run_target(self, target: TargetConfig, first_delay: float) -> None:
+    async def _run_target(self, target: ScheduledTarget, offset: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
-        offset = stable_fraction(target.name) * target.interval
         due = loop.time() + first_delay
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from exporter.config.loader import TargetConfig
+from exporter.config.model import ScheduledTarget
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
 
 
 @dataclass
 class TargetRecord:
-    config: TargetConfig
+    config: ScheduledTarget
     result: ProbeResult | None = None
     probes_total: int = 0
     failures_total: dict[Reason, int] = field(default_factory=dict)
@@ -26,7 +26,7 @@ class ResultStore:
     def __init__(self) -> None:
         self._records: dict[str, TargetRecord] = {}
 
-    def set_targets(self, targets: Sequence[TargetConfig]) -> None:
+    def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
         """Adopt a new target list, keeping counters of targets that stay.
 
         A target whose configuration changed loses its last result and last
@@ -43,7 +43,7 @@ class ResultStore:
             records[target.name] = record
         self._records = records
 
-    def record_result(self, target: TargetConfig, result: ProbeResult) -> ProbeResult | None:
+    def record_result(self, target: ScheduledTarget, result: ProbeResult) -> ProbeResult | None:
         """Store ``result`` unless ``target`` was removed or changed meanwhile.
 
         Returns the result it replaced.

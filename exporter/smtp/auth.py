@@ -21,16 +21,14 @@ import binascii
 import hashlib
 import hmac
 
-from exporter.config.loader import AuthConfig, AuthMechanism
+from exporter.config.model import AuthConfig, AuthMechanism
 from exporter.config.secret import REDACTED
 from exporter.net.connection import SmtpConnection
 from exporter.smtp.reply import ReplyError, SmtpReply
+from exporter.smtp.status import SmtpStatus
 
 AUTO_ORDER_OVER_TLS = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
 AUTO_ORDER_WITHOUT_TLS = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)
-
-# RFC 4954 section 4: the server's "go on" to a SASL exchange.
-CONTINUE = 334
 
 
 def choose_mechanism(
@@ -61,19 +59,19 @@ async def authenticate(connection: SmtpConnection, auth: AuthConfig, mechanism: 
         reply = await connection.command(
             f"AUTH PLAIN {plain_response(username, password)}", shown_as=f"AUTH PLAIN {REDACTED}"
         )
-        if reply.code == CONTINUE:  # a server that wants the response on its own line
+        if reply.code == SmtpStatus.AUTH_CONTINUE:  # a server that wants the response on its own line
             reply = await connection.command(plain_response(username, password), shown_as=REDACTED)
         return reply
     if mechanism is AuthMechanism.LOGIN:
         reply = await connection.command("AUTH LOGIN")
-        if reply.code != CONTINUE:
+        if reply.code != SmtpStatus.AUTH_CONTINUE:
             return reply
         reply = await connection.command(_b64(username), shown_as=REDACTED)
-        if reply.code != CONTINUE:
+        if reply.code != SmtpStatus.AUTH_CONTINUE:
             return reply
         return await connection.command(_b64(password), shown_as=REDACTED)
     reply = await connection.command("AUTH CRAM-MD5")
-    if reply.code != CONTINUE:
+    if reply.code != SmtpStatus.AUTH_CONTINUE:
         return reply
     try:
         challenge = base64.b64decode(reply.lines[0].strip(), validate=True)

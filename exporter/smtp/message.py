@@ -8,7 +8,7 @@ import email.utils
 from email.message import EmailMessage
 from typing import NamedTuple
 
-from exporter.config.loader import SendConfig
+from exporter.config.model import SendConfig
 
 # Recognisable in a mailbox and in filters: every test message carries it.
 SUBJECT_MARKER = "[smtp-tls-exporter probe]"

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from exporter.tls.der import DerCertificateFields, DerError, read_certificate_fields
 
 _Value = TypeVar("_Value")
+SECONDS_PER_DAY = 86400.0
 _UNDECODABLE = "(undecodable name)"
 
 
@@ -59,6 +60,14 @@ class CertificateFacts:
 
     def is_not_yet_valid(self, now: float) -> bool:
         return self.not_before is not None and now < self.not_before
+
+    def days_left(self, now: float) -> float | None:
+        return days_until(self.not_after, now) if self.not_after is not None else None
+
+
+def days_until(moment: float, now: float) -> float:
+    """Days from ``now`` to ``moment`` (Unix times); negative once it has passed."""
+    return (moment - now) / SECONDS_PER_DAY
 
 
 def certificate_facts(der: bytes) -> CertificateFacts:

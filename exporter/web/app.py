@@ -1,14 +1,13 @@
-"""HTTP endpoints: /metrics, the landing page, health, readiness and reload."""
+"""HTTP endpoints: /metrics, the landing page, /probe, health, readiness and reload."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
 
-from exporter.metrics.render import CONTENT_TYPE
+from exporter.metrics.text_format import CONTENT_TYPE
 from exporter.web.probe_endpoint import ProbeResponse
 
 
@@ -74,30 +73,3 @@ def create_app(state: ExporterState) -> web.Application:
     app.router.add_post("/-/reload", reload)
     app.router.add_put("/-/reload", reload)
     return app
-
-
-class ListenError(OSError):
-    pass
-
-
-def bind(listen_address: str) -> socket.socket:
-    """A listening socket for ``host:port``, ``:port`` (every interface) or ``[v6]:port``."""
-    host, separator, port_text = listen_address.rpartition(":")
-    if not separator or not port_text.isdigit() or int(port_text) > 65535:
-        raise ListenError(f"invalid listen address {listen_address!r} (expected host:port, such as :10587)")
-    port = int(port_text)
-    host = host.strip("[]")
-    try:
-        if host:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            return socket.create_server((host, port), family=family, reuse_port=False)
-        if socket.has_dualstack_ipv6():
-            return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
-        return socket.create_server(("", port))
-    except OSError as exc:
-        raise ListenError(f"cannot listen on {listen_address}: {exc.strerror or exc}") from exc
-
-
-def bound_address(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

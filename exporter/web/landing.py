@@ -39,8 +39,8 @@ def _row(record: TargetRecord, now: float) -> str:
     result = record.result
     cells = [
         html.escape(target.name),
-        html.escape(f"{target.host}:{target.port}"),
-        html.escape(target.tls.value),
+        html.escape(target.spec.endpoint),
+        html.escape(target.spec.tls.value),
     ]
     if result is None:
         cells += ["not yet", '<span class="pending">pending</span>', "", ""]
@@ -58,7 +58,8 @@ def _row(record: TargetRecord, now: float) -> str:
         if result.tls is not None:
             negotiated = html.escape(f"{result.tls.version} {result.tls.cipher} ({result.tls.cipher_bits} bits)")
             leaf = result.tls.leaf
-            if leaf is not None and leaf.not_after is not None:
-                expires = f"{(leaf.not_after - now) / 86400:.1f} days"
+            days_left = leaf.days_left(now) if leaf is not None else None
+            if days_left is not None:
+                expires = f"{days_left:.1f} days"
         cells += [f"{now - result.finished_at:.0f} s ago", verdict, negotiated, expires]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"

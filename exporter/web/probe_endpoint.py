@@ -10,14 +10,16 @@ nothing may. /probe never sends test messages.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from exporter.config.loader import Config, split_host_port
-from exporter.metrics.render import CONTENT_TYPE, render_probe
+from exporter.config.model import Config
+from exporter.config.values import split_host_port
+from exporter.metrics.render import render_probe
+from exporter.metrics.text_format import CONTENT_TYPE
 from exporter.probe.report import human_report
-from exporter.probe.run import ProbeTools, run_probe
+from exporter.probe.run import run_probe
+from exporter.tls.context import TlsClients
 
 # Answer before Prometheus gives up on the scrape (blackbox uses the same offset).
 SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5
@@ -45,7 +47,7 @@ def probe_timeout(module_timeout: float, scrape_timeout_header: str | None) -> f
 
 async def probe_on_demand(
     config: Config,
-    tools_for: Callable[[Path | None], ProbeTools],
+    tls_clients: TlsClients,
     query: Mapping[str, str],
     scrape_timeout_header: str | None,
 ) -> ProbeResponse:
@@ -61,16 +63,16 @@ async def probe_on_demand(
         host, port = split_host_port(requested)
     except ValueError as exc:
         return ProbeResponse(400, f"invalid target: {exc}\n")
-    target = module.target_for(host, port, timeout=probe_timeout(module.options.timeout, scrape_timeout_header))
-    if not config.probe_allowed(target.host, target.port):
+    spec = module.spec_for(host, port, timeout=probe_timeout(module.options.timeout, scrape_timeout_header))
+    if not config.probe_allowed(spec.host, spec.port):
         return ProbeResponse(
-            403, f"{target.host}:{target.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
+            403, f"{spec.host}:{spec.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
         )
-    result = await run_probe(target, tools_for(target.ca_file))
+    result = await run_probe(spec, tls_clients.for_ca_file(spec.ca_file))
     now = time.time()
-    metrics = render_probe(target, result, now)
+    metrics = render_probe(spec, result, now)
     if query.get("debug", "").lower() in ("true", "1", "yes"):
         return ProbeResponse(
-            200, f"{human_report(target, result, now=now)}\nMetrics that would have been returned:\n{metrics}"
+            200, f"{human_report(spec, result, now=now)}\nMetrics that would have been returned:\n{metrics}"
         )
     return ProbeResponse(200, metrics, CONTENT_TYPE)

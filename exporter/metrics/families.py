@@ -1,0 +1,165 @@
+"""Every metric family the exporter exposes: the public contract in one table.
+
+The renderer takes headers and label order from here, the config refuses
+static labels that would shadow one of these, and a test holds the README's
+metric table to it. Nobody should have to read the renderer to learn the
+contract.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+_LAST = "from the last scheduled probe"
+
+
+class Kind(enum.StrEnum):
+    GAUGE = "gauge"
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: Kind
+    help: str
+    # Labels the exporter adds besides the target's own (see TARGET_LABELS).
+    labels: tuple[str, ...] = ()
+    # The series describes the schedule (counters, the interval, the test
+    # message on its own interval), not one probe: /probe leaves it out.
+    schedule_only: bool = False
+    # The value follows the clock, so it is computed at every scrape.
+    per_scrape: bool = False
+
+    def header(self, help_text: str | None = None) -> str:
+        return f"# HELP {self.name} {help_text or self.help}\n# TYPE {self.name} {self.kind.value}\n"
+
+
+# Labels every per-target series carries before the family's own.
+TARGET_LABELS = ("target",)
+# Labels Prometheus sets on every scraped series.
+SCRAPE_LABELS = ("job", "instance")
+
+_gauge, _counter = Kind.GAUGE, Kind.COUNTER
+
+# Per-target families in exposition order.
+TARGET_FAMILIES = (
+    Family("smtp_probe_success", _gauge, f"1 if every check the target asks for passed, {_LAST}."),
+    Family("smtp_probe_duration_seconds", _gauge, f"Total duration of the probe, {_LAST}."),
+    Family("smtp_probe_phase_duration_seconds", _gauge, f"Duration of each phase that ran, {_LAST}.", ("phase",)),
+    Family("smtp_probe_timestamp_seconds", _gauge, "Unix time at which the last scheduled probe finished."),
+    Family("smtp_probe_error_info", _gauge, f"1 for each check that failed and why, {_LAST}.", ("phase", "reason")),
+    Family(
+        "smtp_probes_total", _counter, "Scheduled probes of the target since the exporter started.", schedule_only=True
+    ),
+    Family(
+        "smtp_probe_failures_total",
+        _counter,
+        "Scheduled probes that failed, by reason, since start.",
+        ("reason",),
+        schedule_only=True,
+    ),
+    Family("smtp_starttls_offered", _gauge, f"1 if the EHLO reply offered STARTTLS, {_LAST}."),
+    Family("smtp_tls_handshake_success", _gauge, f"1 if the TLS handshake completed, {_LAST}."),
+    Family("smtp_tls_version_info", _gauge, f"Negotiated TLS version as OpenSSL names it, {_LAST}.", ("version",)),
+    Family("smtp_tls_version", _gauge, f"Negotiated TLS version as a number (1.0 to 1.3), {_LAST}."),
+    Family("smtp_tls_cipher_info", _gauge, f"Negotiated cipher suite as OpenSSL names it, {_LAST}.", ("cipher",)),
+    Family("smtp_tls_cipher_bits", _gauge, f"Secret bits of the negotiated cipher (its strength), {_LAST}."),
+    Family("smtp_cert_not_before_timestamp_seconds", _gauge, f"Leaf certificate notBefore, {_LAST}."),
+    Family("smtp_cert_not_after_timestamp_seconds", _gauge, f"Leaf certificate notAfter, {_LAST}."),
+    Family(
+        "smtp_cert_expiry_days",
+        _gauge,
+        f"Days until the leaf certificate expires, computed at scrape time (negative once expired), {_LAST}.",
+        per_scrape=True,
+    ),
+    Family(
+        "smtp_cert_chain_earliest_not_after_timestamp_seconds",
+        _gauge,
+        f"Earliest notAfter among the presented certificates, {_LAST}.",
+    ),
+    Family("smtp_cert_trusted", _gauge, f"1 if the presented chain validates to a trust anchor, {_LAST}."),
+    Family("smtp_cert_hostname_match", _gauge, f"1 if the server name matches the leaf certificate, {_LAST}."),
+    Family(
+        "smtp_cert_info",
+        _gauge,
+        f"Leaf certificate details, {_LAST}.",
+        (
+            "subject",
+            "issuer",
+            "serial",
+            "fingerprint_sha256",
+            "fingerprint_sha1",
+            "san",
+            "key_type",
+            "key_bits",
+            "signature_algorithm",
+        ),
+    ),
+    Family(
+        "smtp_auth_mechanism_offered",
+        _gauge,
+        f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",
+        ("mechanism",),
+    ),
+    Family("smtp_auth_success", _gauge, f"1 if the configured credentials authenticated, {_LAST}."),
+    Family(
+        "smtp_send_success",
+        _gauge,
+        "1 if the last test message was accepted (sent on its own interval).",
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_send_timestamp_seconds",
+        _gauge,
+        "Unix time at which the last test message send finished.",
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_target_info",
+        _gauge,
+        "Configured target: host, port, TLS mode and server name.",
+        ("host", "port", "tls", "server_name"),
+    ),
+    # Lets an alert tell "not probed for three intervals" without knowing the config.
+    Family(
+        "smtp_target_interval_seconds",
+        _gauge,
+        "Configured interval between scheduled probes of the target.",
+        schedule_only=True,
+    ),
+)
+
+# Families of the exporter itself, after the targets' in exposition order.
+EXPORTER_FAMILIES = (
+    Family("smtp_exporter_build_info", _gauge, "Version of smtp-tls-exporter.", ("version",)),
+    Family("smtp_exporter_targets", _gauge, "Targets this exporter probes on schedule."),
+    Family("smtp_exporter_config_last_reload_successful", _gauge, "1 if the last configuration (re)load succeeded."),
+    Family(
+        "smtp_exporter_config_last_reload_success_timestamp_seconds",
+        _gauge,
+        "Unix time of the last successful configuration load.",
+    ),
+    Family("smtp_exporter_probes_in_flight", _gauge, "Scheduled probes running right now."),
+    Family("smtp_exporter_asyncio_tasks", _gauge, "asyncio tasks alive in the exporter."),
+    Family(
+        "smtp_exporter_scheduler_lag_seconds",
+        Kind.HISTOGRAM,
+        "How late scheduled probes started against their slot.",
+        ("le",),
+    ),
+)
+
+ALL_FAMILIES = TARGET_FAMILIES + EXPORTER_FAMILIES
+FAMILY = {family.name: family for family in ALL_FAMILIES}
+
+# A static label of a target must not shadow a label the exporter or
+# Prometheus sets on the same series.
+RESERVED_LABELS = frozenset(
+    (*TARGET_LABELS, *SCRAPE_LABELS, *(label for family in TARGET_FAMILIES for label in family.labels))
+)
+
+# What `smtp_tls_version` reports for each protocol name OpenSSL returns.
+TLS_VERSION_NUMBERS = {"SSLv3": 0.3, "TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
