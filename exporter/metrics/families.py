@@ -148,7 +148,6 @@ EXPORTER_FAMILIES = (
         "smtp_exporter_scheduler_lag_seconds",
         Kind.HISTOGRAM,
         "How late scheduled probes started against their slot.",
-        ("le",),
     ),
 )
 

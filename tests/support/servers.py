@@ -278,15 +278,29 @@ def starttls_then_hang_up(ehlo_lines: Sequence[str] = ("250-mail.test", "250 STA
     return script
 
 
+async def _plain_conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await send(writer, "220 mail.test ESMTP")
+    await read_command(reader)
+    await send(writer, "250-mail.test", "250 8BITMIME")
+    await read_command(reader)
+    await send(writer, "221 2.0.0 Bye")
+
+
+def gated_plain_server(release: threading.Event) -> Script:
+    """A plain ESMTP server that greets only once ``release`` is set (or after a minute)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.to_thread(release.wait, 60)
+        await _plain_conversation(reader, writer)
+
+    return script
+
+
 def slow_plain_server(delay: float) -> Script:
     """A plain ESMTP server that waits ``delay`` seconds before its greeting."""
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(delay)
-        await send(writer, "220 mail.test ESMTP")
-        await read_command(reader)
-        await send(writer, "250-mail.test", "250 8BITMIME")
-        await read_command(reader)
-        await send(writer, "221 2.0.0 Bye")
+        await _plain_conversation(reader, writer)
 
     return script
