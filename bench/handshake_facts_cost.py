@@ -42,9 +42,9 @@ import uvloop
 from bench.setup import machine_description, missing_requirements, postfix_server
 from exporter.net.connection import SmtpConnection
 from exporter.probe.transcript import Transcript
+from exporter.tls.context import handshake_context
 from exporter.tls.handshake import KEA_TLS13, HandshakeRecorder, handshake_facts
 from exporter.tls.private_api import ObservedSSLObject, handshake_recorder, observe_handshakes
-from exporter.tls.context import handshake_context
 from tests.support.pki import SERVER_NAME
 
 

@@ -29,9 +29,9 @@ from exporter.net.connection import SmtpConnection
 from exporter.probe.transcript import Transcript
 from exporter.tls.certificates import certificate_facts
 from exporter.tls.codepoints import scheme_by_name
+from exporter.tls.context import handshake_context
 from exporter.tls.handshake import HandshakeFacts, handshake_facts, key_exchange_by_suite
 from exporter.tls.private_api import handshake_recorder, observe_handshakes, presented_chain
-from exporter.tls.context import handshake_context
 from tests.support.environment import require
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki, ServerCertificate
 from tests.support.servers import ScenarioServers
@@ -230,9 +230,7 @@ def _our_handshake(port: int, context: ssl.SSLContext) -> tuple[str, HandshakeFa
             cipher = ssl_object.cipher()
             assert cipher is not None
             leaf = certificate_facts(presented_chain(ssl_object)[0])
-            facts = handshake_facts(
-                recorder, kea=key_exchange_by_suite(context)[cipher[0]], leaf_key_type=leaf.key_type
-            )
+            facts = handshake_facts(recorder, kea=key_exchange_by_suite()[cipher[0]], leaf_key_type=leaf.key_type)
             return ssl_object.version() or "", facts
         finally:
             connection.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,7 +12,6 @@ from hypothesis import strategies as st
 
 from exporter.tls.ratings import (
     CIPHER_RATINGS,
-    ChainEntry,
     Rating,
     chain_weakest_rating,
     cipher_rating,
@@ -103,6 +103,15 @@ def test_signature_hashes() -> None:
     assert signature_hash_rating(None) == Rating.GOOD  # Ed25519 signs without a separate hash
     assert signature_hash_rating("sha1") == Rating.INSUFFICIENT
     assert signature_hash_rating("md5") == Rating.INSUFFICIENT
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    key_type: str
+    key_bits: int
+    key_curve: str | None
+    signature_hash: str | None
+    self_signed: bool
 
 
 def _entry(

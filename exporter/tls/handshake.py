@@ -14,6 +14,7 @@ RFC 8422 section 5.4 (TLS 1.2 ServerKeyExchange).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -151,12 +152,15 @@ def handshake_facts(recorder: HandshakeRecorder, *, kea: str, leaf_key_type: str
     )
 
 
-def key_exchange_by_suite(context: ssl.SSLContext) -> dict[str, str]:
-    """Each suite ``context`` offers, by OpenSSL name, to its key exchange ("kea").
+@functools.cache
+def key_exchange_by_suite() -> dict[str, str]:
+    """Every suite this OpenSSL knows, by OpenSSL name, to its key exchange ("kea").
 
-    A server can only choose a suite the client offered, so this table,
-    OpenSSL's own, covers every handshake the context completes.
+    OpenSSL's own table (SSLContext.get_ciphers()), so it covers every suite
+    a handshake can end with.
     """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
     return {suite["name"]: suite["kea"] for suite in context.get_ciphers()}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class Rating(enum.StrEnum):
@@ -156,18 +157,28 @@ def signature_hash_rating(hash_name: str | None) -> Rating:
     return SIGNATURE_HASH_RATINGS.get(hash_name, Rating.INSUFFICIENT)
 
 
-@dataclass(frozen=True)
-class ChainEntry:
-    """What rating needs of one presented certificate."""
+class RatedCertificate(Protocol):
+    """What rating needs of one presented certificate (certificates.CertificateFacts has it)."""
 
-    key_type: str
-    key_bits: int
-    curve: str | None
-    signature_hash: str | None
-    self_signed: bool
+    @property
+    def key_type(self) -> str: ...
+    @property
+    def key_bits(self) -> int: ...
+    @property
+    def key_curve(self) -> str | None: ...
+    @property
+    def signature_hash(self) -> str | None: ...
+    @property
+    def self_signed(self) -> bool: ...
 
 
-def chain_weakest_rating(chain: Sequence[ChainEntry]) -> Rating | None:
+def certificate_rating(certificate: RatedCertificate) -> Rating:
+    """The weaker of the certificate's key and its signature's hash."""
+    key = key_rating(certificate.key_type, certificate.key_bits, certificate.key_curve)
+    return max(key, signature_hash_rating(certificate.signature_hash), key=_ORDER.index)
+
+
+def chain_weakest_rating(chain: Sequence[RatedCertificate]) -> Rating | None:
     """The weakest key or signature in the presented chain, root excluded.
 
     The root is the self-signed last certificate when the server sends it:
@@ -177,11 +188,4 @@ def chain_weakest_rating(chain: Sequence[ChainEntry]) -> Rating | None:
     is the one the server signs the handshake with.
     """
     rated = chain[:-1] if len(chain) > 1 and chain[-1].self_signed else chain
-    return weakest(
-        rating
-        for entry in rated
-        for rating in (
-            key_rating(entry.key_type, entry.key_bits, entry.curve),
-            signature_hash_rating(entry.signature_hash),
-        )
-    )
+    return weakest(certificate_rating(certificate) for certificate in rated)
