@@ -14,6 +14,8 @@ from exporter.probe.result import ProbeResult
 from exporter.probe.transcript import printable
 from exporter.smtp.ehlo import EhloCapabilities
 from exporter.tls.certificates import CertificateFacts, days_until
+from exporter.tls.codepoints import scheme_by_name
+from exporter.tls.ratings import chain_weakest_rating, cipher_rating
 from exporter.tls.session import TlsSession
 
 SCHEMA_VERSION = 1
@@ -113,6 +115,8 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
         style.heading("TLS"),
         f"  Protocol   {tls.version}",
         f"  Cipher     {tls.cipher} ({tls.cipher_bits} bits)",
+        *([f"  Handshake  {handshake}"] if (handshake := postfix_style_handshake(tls)) else []),
+        f"  Ratings    {_ratings(tls)} (NCSC-NL 2025)",
         f"  Trust      {trust}",
         f"  Host name  {hostname}",
         "",
@@ -121,6 +125,43 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
     for index, certificate in enumerate(tls.chain):
         lines += _certificate_lines(index, certificate, now, style)
     return lines
+
+
+# Postfix names NIST curves as in its TLS log line ("key-exchange ECDHE (P-256)").
+_NIST_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def postfix_style_handshake(tls: TlsSession) -> str:
+    """As Postfix logs a session: ``key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256``."""
+    facts = tls.handshake
+    if facts is None or facts.group is None:
+        return ""
+    group = facts.group
+    if group in _NIST_CURVES:
+        parts = [f"key-exchange ECDHE ({_NIST_CURVES[group]})"]
+    elif group.startswith(("ffdhe", "dh")) and facts.key_exchange_bits:
+        parts = [f"key-exchange DHE ({facts.key_exchange_bits} bits)"]
+    elif group == "rsa":
+        parts = ["key-exchange RSA"]
+    else:
+        parts = [f"key-exchange {group.upper() if group in ('x25519', 'x448') else group}"]
+    scheme = scheme_by_name(facts.signature_scheme) if facts.signature_scheme else None
+    leaf = tls.leaf
+    if scheme is not None:
+        size = ""
+        if leaf is not None and leaf.key_type == "EC" and leaf.key_curve in _NIST_CURVES:
+            size = f" ({_NIST_CURVES[leaf.key_curve]})"
+        elif leaf is not None and leaf.key_type in ("RSA", "DSA"):
+            size = f" ({leaf.key_bits} bits)"
+        parts.append(f"server-signature {scheme.postfix_type}{size}")
+        if scheme.digest:
+            parts.append(f"server-digest {scheme.digest}")
+    return " ".join(parts)
+
+
+def _ratings(tls: TlsSession) -> str:
+    chain = chain_weakest_rating(tls.chain)
+    return f"cipher {cipher_rating(tls.cipher).value}, chain {chain.value if chain else 'not rated'}"
 
 
 def _certificate_lines(index: int, certificate: CertificateFacts, now: float, style: _Style) -> list[str]:
