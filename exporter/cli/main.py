@@ -15,6 +15,7 @@ from exporter.cli.flags import add_listen_flag, add_log_flags
 from exporter.cli.logs import configure_logging
 from exporter.config.loader import ConfigError
 from exporter.runtime.daemon import Daemon, load_runtime, serve
+from exporter.runtime.limits import MAX_PROBE_SLOTS, RESERVED_FILES, default_probe_slots, raise_open_files_limit
 from exporter.runtime.scheduler import Shard
 from exporter.web.listener import ListenError, bind
 
@@ -41,8 +42,9 @@ def daemon_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_listen_flag(parser)
     parser.add_argument(
-        "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=256,
-        help="scheduled probes allowed to run at the same time (default: 256)",
+        "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=None,
+        help="scheduled probes allowed to run at the same time (default: from the open-files limit, "
+        f"less {RESERVED_FILES} for HTTP, DNS and files, at most {MAX_PROBE_SLOTS})",
     )  # fmt: skip
     parser.add_argument(
         "--shard", type=_shard, default=None, metavar="K/N",
@@ -90,7 +92,9 @@ def _check_config(path: Path) -> int:
 
 
 def _run_daemon(arguments: argparse.Namespace) -> int:
-    daemon = Daemon(arguments.config_file, max_concurrency=arguments.max_concurrency, shard=arguments.shard)
+    open_files = raise_open_files_limit()
+    max_concurrency = arguments.max_concurrency or default_probe_slots(open_files)
+    daemon = Daemon(arguments.config_file, max_concurrency=max_concurrency, shard=arguments.shard)
     try:
         daemon.load()
         listener = bind(arguments.listen_address)
@@ -100,7 +104,15 @@ def _run_daemon(arguments: argparse.Namespace) -> int:
     except ListenError as exc:
         log.error("%s", exc)
         return 1
-    log.info("starting smtp-tls-exporter", extra={"version": __version__, "config": str(arguments.config_file)})
+    log.info(
+        "starting smtp-tls-exporter",
+        extra={
+            "version": __version__,
+            "config": str(arguments.config_file),
+            "open_files": open_files,
+            "probe_slots": max_concurrency,
+        },
+    )
     event_loop.run(serve(daemon, listener), use_uvloop=arguments.uvloop)
     return 0
 

@@ -116,6 +116,8 @@ class Daemon:
             scheduler_lag=_snapshot(scheduler.lag if scheduler else LagHistogram()),
             probes_in_flight=scheduler.in_flight if scheduler else 0,
             asyncio_tasks=len(asyncio.all_tasks()),
+            probe_slots=self._max_concurrency,
+            probes_skipped={reason.value: count for reason, count in scheduler.skipped.items()} if scheduler else {},
         )
         return self._renderer.render(status, time.time())
 
