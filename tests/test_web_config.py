@@ -263,3 +263,15 @@ def test_cipher_names_map_to_the_suites_openssl_gives_those_names() -> None:
             assert "_WITH_" not in go_name, go_name
         else:
             assert openssl_names[go_name] == openssl_name, go_name
+
+
+def test_the_readmes_example_is_a_valid_web_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### TLS and basic auth: `--web.config.file`") :]
+    example = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n")]
+    config = parse_web_config(example, tmp_path / "web.yml")
+    assert config.tls is not None
+    assert config.tls.client_auth == ClientAuth.REQUIRE_AND_VERIFY_CLIENT_CERT
+    assert config.tls.client_allowed_sans == ("prometheus.example.net",)
+    assert list(config.users) == ["prometheus"]
+    assert config.warnings == ()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from exporter.config.loader import ConfigError
@@ -57,23 +59,46 @@ def server_context(config: WebConfig) -> ssl.SSLContext | None:
 
 def _load_certificate(context: ssl.SSLContext, tls: TlsServerConfig, config: WebConfig) -> list[ConfigProblem]:
     where = "tls_server_config.cert_file" if tls.cert_file else "tls_server_config.cert"
-    with tempfile.TemporaryDirectory(prefix="smtp-tls-exporter-") as directory:
-        # load_cert_chain reads files only; inline PEM goes through a private
-        # temporary file (mode 0600 in a 0700 directory) removed right away.
-        try:
-            cert_file = tls.cert_file or _private_file(Path(directory) / "cert.pem", tls.cert_pem or "")
-            key_source = tls.key_pem.reveal() if tls.key_pem is not None else ""
-            key_file = tls.key_file or _private_file(Path(directory) / "key.pem", key_source)
-            for path, key in ((cert_file, "cert_file"), (key_file, "key_file")):
-                if not os.access(path, os.R_OK):
-                    return [config.problem(f"tls_server_config.{key}", f"cannot read {path}")]
+    for path, key in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
+        if path is not None and not os.access(path, os.R_OK):
+            return [config.problem(f"tls_server_config.{key}", f"cannot read {path}")]
+    try:
+        with contextlib.ExitStack() as stack:
+            cert_file = tls.cert_file or stack.enter_context(_in_memory_file(tls.cert_pem or ""))
+            key_text = tls.key_pem.reveal() if tls.key_pem is not None else ""
+            key_file = tls.key_file or stack.enter_context(_in_memory_file(key_text))
             context.load_cert_chain(cert_file, key_file)
-        except ssl.SSLError as exc:
-            # OpenSSL's reason (KEY_VALUES_MISMATCH, NO_START_LINE...), never the PEM.
-            return [config.problem(where, f"OpenSSL cannot load the certificate and key: {exc.reason or exc}")]
-        except OSError as exc:
-            return [config.problem(where, f"cannot load the certificate and key: {exc.strerror or exc}")]
+    except ssl.SSLError as exc:
+        # OpenSSL's reason (KEY_VALUES_MISMATCH, NO_START_LINE...), never the PEM.
+        return [config.problem(where, f"OpenSSL cannot load the certificate and key: {exc.reason or exc}")]
+    except OSError as exc:
+        return [config.problem(where, f"cannot load the certificate and key: {exc.strerror or exc}")]
     return []
+
+
+@contextlib.contextmanager
+def _in_memory_file(content: str) -> Iterator[Path]:
+    """A path to ``content`` for load_cert_chain, which reads files only.
+
+    On Linux an anonymous memory file, so an inline key never touches a disk
+    (and a read-only root file system, as in the Kubernetes manifests, is no
+    obstacle); elsewhere a 0600 file in a private temporary directory,
+    removed at once.
+    """
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        descriptor = os.memfd_create("smtp-tls-exporter-pem", os.MFD_CLOEXEC)
+        try:
+            os.write(descriptor, content.encode("utf-8"))
+            yield Path(f"/proc/self/fd/{descriptor}")
+        finally:
+            os.close(descriptor)
+        return
+    with tempfile.TemporaryDirectory(prefix="smtp-tls-exporter-") as directory:
+        path = Path(directory) / "pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(content)
+        yield path
 
 
 def _load_client_cas(context: ssl.SSLContext, tls: TlsServerConfig, config: WebConfig) -> list[ConfigProblem]:
@@ -91,10 +116,3 @@ def _load_client_cas(context: ssl.SSLContext, tls: TlsServerConfig, config: WebC
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         return [config.problem(where, f"cannot load the client CA certificates: {reason}")]
     return []
-
-
-def _private_file(path: Path, content: str) -> Path:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(content)
-    return path
