@@ -122,3 +122,14 @@ class ProbeResult:
     def effective_ehlo(self) -> EhloCapabilities | None:
         """The capabilities that apply to the session: after TLS when TLS was used."""
         return self.ehlo_after_tls if self.tls is not None else self.ehlo
+
+
+def unresolved_result(detail: str, now: float) -> ProbeResult:
+    """The result of a pair DNS gave no address to: a dns_error, with nothing connected."""
+    return ProbeResult(
+        started_at=now,
+        finished_at=now,
+        duration_seconds=0.0,
+        phase_durations=(),
+        failures=(Failure(Phase.CONNECT, Reason.DNS_ERROR, detail),),
+    )
