@@ -9,6 +9,8 @@ real server with its own posture. The exporter asks only the test resolver
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,14 @@ from tests.support.servers import ScenarioServers
 GOOD = ("127.0.0.21", "127.0.0.23", "127.0.0.24", "127.0.0.25", "127.0.0.26", "::1")
 # Listed in DNS, nothing listens there: the one bad address of a domain.
 REFUSING = "127.0.0.22"
-MX_NAMES = ("mx1.two.dom.test", "mx2.two.dom.test", "implicit.dom.test", "alias.dom.test", "a.changing.dom.test", "multi.dom.test")
+MX_NAMES = (
+    "mx1.two.dom.test",
+    "mx2.two.dom.test",
+    "implicit.dom.test",
+    "alias.dom.test",
+    "a.changing.dom.test",
+    "multi.dom.test",
+)
 ZONE_BEFORE = """
 two          MX 10 mx1.two
 two          MX 20 mx2.two
@@ -65,6 +74,8 @@ class DomainWorld:
     dns: DnsServers
     exporter: ExporterProcess
     config: Path
+    port: int
+    ca_file: Path
 
 
 def _shared_port() -> int:
@@ -104,11 +115,16 @@ def world(
     for name, domain in DOMAINS.items():
         lines += [f"  - name: {name}", f"    domain: {domain}", f"    port: {port}", "    dns_interval: 1s"]
         lines.append("    labels: {team: mail}")
+    lines += [
+        "modules:",
+        "  domain: {mx: true, timeout: 8s}",
+        f"probe_allow: [{{host: '*.dom.test', ports: [{port}]}}]",
+    ]
     config = base / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     exporter = ExporterProcess(config, base / "exporter.log")
     try:
-        yield DomainWorld(dns, exporter, config)
+        yield DomainWorld(dns, exporter, config, port, pki.ca_file)
     finally:
         exporter.stop()
         dns.stop()
@@ -275,3 +291,75 @@ def test_re_lookups_and_reloads_keep_unchanged_pairs_and_dns_changes_are_followe
     assert not [labels for _, labels, _ in after.samples if labels.get("address") == "127.0.0.25"]
     kept = {"target": "changing", "mx": "a.changing.dom.test", "address": "127.0.0.21"}
     assert after.value("smtp_probes_total", **kept) == 1
+
+
+def test_check_mx_prints_a_row_per_pair_and_details_of_the_failing_one(world: DomainWorld) -> None:
+    host, port = world.dns.resolver_address
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            "--mx",
+            f"two.dom.test:{world.port}",
+            "--nameserver",
+            f"{host}:{port}",
+            "--ca-file",
+            str(world.ca_file),
+            "--ehlo-name",
+            "probe.test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    rows = [line.split() for line in completed.stdout.splitlines()]
+    table = [row for row in rows if row[:1] in (["mx1.two.dom.test"], ["mx2.two.dom.test"])]
+    assert [row[:4] for row in table[:4]] == [
+        ["mx1.two.dom.test", "10", "127.0.0.21", "OK"],
+        ["mx1.two.dom.test", "10", REFUSING, "FAILED"],
+        ["mx2.two.dom.test", "20", "127.0.0.23", "OK"],
+        ["mx2.two.dom.test", "20", "::1", "OK"],
+    ]
+    assert table[0][4] == "TLSv1.3"
+    assert table[1][-1] == "connection_refused"
+    # The usual detail follows for the failing pair only.
+    assert f"mx1.two.dom.test[{REFUSING}]:{world.port}" in completed.stdout
+    assert f"mx2.two.dom.test[::1]:{world.port} (" not in completed.stdout
+    assert completed.stdout.rstrip().endswith("FAILED two.dom.test: 3 of 4 pairs succeeded")
+
+
+def test_check_mx_of_a_null_mx_domain_succeeds_without_probing(world: DomainWorld) -> None:
+    host, port = world.dns.resolver_address
+    completed = subprocess.run(
+        [sys.executable, "-m", "exporter", "check", "--mx", "null.dom.test", "--nameserver", f"{host}:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "null MX" in completed.stdout
+
+
+def test_probe_endpoint_expands_a_domain_for_an_mx_module(world: DomainWorld) -> None:
+    status, _, body = world.exporter.get(f"/probe?target=two.dom.test:{world.port}&module=domain")
+    assert status == 200, body
+    scrape = Scrape(body)
+    assert {(labels["mx"], labels["address"], value) for labels, value in scrape.find("smtp_probe_success")} == {
+        ("mx1.two.dom.test", "127.0.0.21", 1),
+        ("mx1.two.dom.test", REFUSING, 0),
+        ("mx2.two.dom.test", "127.0.0.23", 1),
+        ("mx2.two.dom.test", "::1", 1),
+    }
+    assert all("target" not in labels for _, labels, _ in scrape.samples)
+    assert scrape.value("smtp_domain_lookup_success") == 1
+    assert scrape.value("smtp_domain_mx_addresses", mx="mx2.two.dom.test") == 2
+
+
+def test_probe_endpoint_refuses_a_domain_outside_the_allow_list(world: DomainWorld) -> None:
+    status, _, body = world.exporter.get(f"/probe?target=broken.test:{world.port}&module=domain")
+    assert status == 403, body

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import dns.resolver
 from aiohttp import web
 
 from exporter import __version__
@@ -98,7 +99,7 @@ class Daemon:
             return  # nothing to look up: no resolver needed (a host without resolv.conf may not have one)
         try:
             resolver = DnsResolver(settings)
-        except Exception as exc:  # dnspython: no nameserver in resolv.conf
+        except dns.resolver.NoResolverConfiguration as exc:  # no nameserver in resolv.conf
             # The lookups cannot run; say so, keep the rest of the exporter going.
             log.error("cannot set up the DNS resolver; domains are not looked up: %s", exc)
             return
