@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -77,6 +78,10 @@ class Proxy:
         self.health.open_max = max(self.health.open_max, self.health.open_now)
 
     async def relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # only shutdown cancels; end quietly
+            await self._relay(client_reader, client_writer)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self._opened()
         try:
             await asyncio.sleep(random.uniform(*self.greeting))  # noqa: S311 - a delay, not a secret
@@ -100,7 +105,7 @@ class Proxy:
             async with asyncio.timeout(HOLD_SILENT_SECONDS):
                 while await reader.read(65536):
                     pass
-        except (TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
             self.health.open_now -= 1

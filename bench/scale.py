@@ -188,7 +188,7 @@ def run(targets: int, interval: float, minutes: float, *, latency: bool = False,
         if latency:
             silent_targets = round(targets * silent_share)
             # One listener per 100 targets, so one listener's backlog never limits.
-            listeners = _consecutive_free_ports(max(2, targets // 100))
+            listeners = _consecutive_free_ports(max(20, targets // 100))
             silent_listeners = listeners[: max(1, len(listeners) * silent_targets // targets)]
             proxy = _start_proxy(ports, listeners[len(silent_listeners) :], silent_listeners)
             # Targets spread so that the silent share lands on the silent listeners.
