@@ -28,8 +28,10 @@ from tests.dane_scenarios import (
     start_dane_world,
     tlsa,
 )
+from tests.support.dns import private_resolver_available, with_private_resolver
 from tests.support.dns_servers import unavailable_reason
 from tests.support.environment import require
+from tests.support.exporter_process import ExporterProcess, Scrape
 from tests.support.pki import Pki, self_signed
 from tests.support.posttls_finger import posttls_finger, write_resolv_conf
 from tests.support.posttls_finger import unavailable_reason as finger_unavailable
@@ -235,3 +237,122 @@ def test_posttls_finger_also_gives_up_on_a_bogus_zone(world: DaneWorld, resolv_c
     finger = posttls_finger(resolv_conf, posture.host, port)
     assert finger.connection is None, finger.output
     assert "lookup failed" in finger.output
+
+
+# Through a running exporter's /metrics
+
+E2E_TARGETS = (
+    "ee", "ee-mismatch", "ee-expired", "ee-misnamed", "ta-intermediate", "ta-root", "ta-misnamed", "usage1",
+    "rollover", "cert-only", "no-tlsa", "unsigned", "bogus", "no-starttls",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scrape(world: DaneWorld, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Scrape:
+    # The exporter connects through the system resolver: in its own mount
+    # namespace that is unbound too, so names and TLSA come from the same zones.
+    require(private_resolver_available(), "the exporter's DANE tests")
+    base = tmp_path_factory.mktemp("dane-exporter")
+    resolver_host, resolver_port = world.dns.resolver_address
+    lines = [
+        f"  - {{name: {label}, host: {world.posture(label).host}, port: {world.port(label)}}}" for label in E2E_TARGETS
+    ]
+    lines.append(f"  - {{name: required, host: no-tlsa.{SECURE}, port: {world.port('no-tlsa')}, dane: required}}")
+    lines.append(f"  - {{name: dane-off, host: ee-mismatch.{SECURE}, port: {world.port('ee-mismatch')}, dane: 'off'}}")
+    config = base / "config.yml"
+    config.write_text(
+        f"dns: {{nameservers: ['{resolver_host}:{resolver_port}'], timeout: 3s}}\n"
+        f"defaults: {{interval: 1h, timeout: 10s, ehlo_name: probe.test, ca_file: {pki.ca_file}}}\n"
+        "targets:\n" + "\n".join(lines) + "\n"
+    )
+    resolv_conf = write_resolv_conf(base / "resolv.conf", PORT_53_ADDRESS)
+    prefix = with_private_resolver(resolv_conf, world.hosts_file(base / "hosts"))
+    with ExporterProcess(config, base / "exporter.log", command_prefix=prefix) as exporter:
+        return exporter.wait_for_probes([*E2E_TARGETS, "required", "dane-off"])
+
+
+def reasons(scrape: Scrape, target: str) -> set[str]:
+    return {labels["reason"] for labels, _ in scrape.find("smtp_probe_error_info", target=target)}
+
+
+def dane_status(scrape: Scrape, target: str) -> str | None:
+    statuses = [labels["status"] for labels, _ in scrape.find("smtp_dane_status_info", target=target)]
+    assert len(statuses) <= 1
+    return statuses[0] if statuses else None
+
+
+def match_info(scrape: Scrape, target: str) -> set[tuple[str, str, str, str]]:
+    return {
+        (labels["usage"], labels["selector"], labels["matching_type"], labels["depth"])
+        for labels, _ in scrape.find("smtp_dane_match_info", target=target)
+    }
+
+
+@pytest.mark.parametrize("label", E2E_TARGETS)
+def test_exporter_status_and_match_of_each_posture(scrape: Scrape, label: str) -> None:
+    status, match = EXPECTED.get(label, (DaneStatus.FAIL, None))
+    assert dane_status(scrape, label) == status.value
+    assert match_info(scrape, label) == ({tuple(str(part) for part in match)} if match else set())
+    expected_match = {DaneStatus.PASS: 1.0, DaneStatus.FAIL: 0.0}.get(status)
+    assert scrape.value("smtp_dane_match", target=label) == expected_match
+
+
+def test_dane_pass_replaces_trust_and_hostname_in_probe_success(scrape: Scrape) -> None:
+    # A DANE-EE deployment with an expired or misnamed certificate is correct: nobody is paged.
+    for label in ("ee-expired", "ee-misnamed"):
+        assert scrape.value("smtp_probe_success", target=label) == 1, reasons(scrape, label)
+    assert scrape.value("smtp_cert_hostname_match", target="ee-misnamed") == 0
+    assert scrape.value("smtp_cert_trusted", target="ee-expired") == 0
+    assert scrape.value("smtp_cert_expiry_days", target="ee-expired") < 0  # type: ignore[operator]
+    for label in ("ee", "ta-intermediate", "rollover", "cert-only"):
+        assert scrape.value("smtp_probe_success", target=label) == 1, reasons(scrape, label)
+
+
+def test_dane_failures_fail_the_probe_even_with_a_trusted_chain(scrape: Scrape) -> None:
+    for label in ("ee-mismatch", "ta-root", "ta-misnamed"):
+        assert scrape.value("smtp_probe_success", target=label) == 0
+        assert "dane_mismatch" in reasons(scrape, label), label
+    assert scrape.value("smtp_cert_trusted", target="ee-mismatch") == 1
+    assert reasons(scrape, "ee-mismatch") == {"dane_mismatch"}
+
+
+def test_no_starttls_where_tlsa_makes_tls_mandatory(scrape: Scrape) -> None:
+    assert reasons(scrape, "no-starttls") == {"starttls_not_offered"}
+    assert scrape.value("smtp_dane_match", target="no-starttls") == 0
+
+
+def test_no_dane_leaves_the_pkix_verdict_alone(scrape: Scrape) -> None:
+    for label in ("no-tlsa", "usage1"):
+        assert scrape.value("smtp_probe_success", target=label) == 1, reasons(scrape, label)
+    # The unsigned zone's host presents ee.dane.test's certificate: without DANE, PKIX's name check counts.
+    assert reasons(scrape, "unsigned") == {"hostname_mismatch"}
+    assert scrape.value("smtp_dane_match", target="usage1") is None
+    # The mismatched TLSA is not looked at when DANE is off.
+    assert scrape.value("smtp_probe_success", target="dane-off") == 1
+    assert dane_status(scrape, "dane-off") is None
+
+
+def test_a_bogus_zone_is_a_lookup_failure(scrape: Scrape) -> None:
+    assert scrape.value("smtp_probe_success", target="bogus") == 0
+    assert "dane_lookup_failed" in reasons(scrape, "bogus")
+    assert scrape.find("smtp_dane_tlsa_records", target="bogus") == []
+
+
+def test_dane_required_without_tlsa_fails(scrape: Scrape) -> None:
+    assert dane_status(scrape, "required") == "no_tlsa"
+    assert reasons(scrape, "required") == {"dane_required"}
+
+
+def test_record_counts_rollover_and_renewal(scrape: Scrape) -> None:
+    records = {
+        (labels["usage"], labels["selector"], labels["matching_type"]): value
+        for labels, value in scrape.find("smtp_dane_tlsa_records", target="rollover")
+    }
+    assert records == {("3", "1", "1"): 2}
+    assert scrape.value("smtp_dane_tlsa_records", target="usage1", usage="1", selector="1", matching_type="1") == 1
+    assert scrape.find("smtp_dane_tlsa_records", target="unsigned") == []
+    assert scrape.value("smtp_dane_rollover_ready", target="rollover") == 1
+    assert scrape.value("smtp_dane_rollover_ready", target="ee") == 0
+    assert scrape.value("smtp_dane_renewal_safe", target="cert-only") == 0
+    assert scrape.value("smtp_dane_renewal_safe", target="ee") == 1
+    assert scrape.value("smtp_dane_renewal_safe", target="ee-mismatch") is None

@@ -24,6 +24,7 @@ from exporter.config.model import (
     AuthMechanism,
     Config,
     ConfigProblem,
+    DaneMode,
     ProbeAllowRule,
     ProbeModule,
     ProbeOptions,
@@ -36,6 +37,7 @@ from exporter.config.secret import PasswordUnavailable, Secret, password_from_en
 from exporter.config.values import check_command_text, check_ehlo_name, check_mail_address, parse_duration
 from exporter.config.yaml_source import Path as KeyPath
 from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
+from exporter.dns.resolver import DnsSettings, parse_nameserver
 from exporter.metrics.families import RESERVED_LABELS
 from exporter.tls.trust import ca_file_problem
 
@@ -52,6 +54,7 @@ class ConfigError(ValueError):
 # Options a target may set and `defaults:` may give to every target.
 _OPTION_KEYS = (
     "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
+    "dane",
 )  # fmt: skip
 _MODULE_KEYS = (
     "tls",
@@ -62,6 +65,7 @@ _MODULE_KEYS = (
     "address_family",
     "auth",
     "allow_plaintext_auth",
+    "dane",
 )
 # What /probe may reach when an allow-list entry names no ports: the SMTP ones.
 DEFAULT_PROBE_PORTS = (25, 465, 587)
@@ -69,7 +73,8 @@ _AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanis
 _PASSWORD_SOURCES = ("password", "password_env", "password_file")
 _SEND_KEYS = ("from", "to", "subject", "interval")
 _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", *_OPTION_KEYS)
-_TOP_LEVEL_KEYS = ("defaults", "targets", "modules", "probe_allow")
+_TOP_LEVEL_KEYS = ("defaults", "targets", "modules", "probe_allow", "dns")
+_DNS_KEYS = ("nameservers", "timeout")
 
 _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "interval": "60s",
@@ -78,6 +83,7 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "ca_file": None,
     "address_family": "any",
     "allow_plaintext_auth": False,
+    "dane": "auto",
 }
 
 
@@ -147,6 +153,7 @@ class _Reader:
         defaults = self._read_defaults(root.get("defaults"))
         modules = self._read_modules(root.get("modules"), defaults)
         probe_allow = self._read_probe_allow(root.get("probe_allow"))
+        dns = self._read_dns(root.get("dns"))
         # Without targets but with modules, this exporter serves /probe only.
         only_probe = "targets" not in root and bool(modules)
         targets = () if only_probe else self._read_targets(root.get("targets"), defaults)
@@ -156,7 +163,28 @@ class _Reader:
             warnings=tuple(self.warnings),
             modules=MappingProxyType(modules),
             probe_allow=probe_allow,
+            dns=dns,
         )
+
+    def _read_dns(self, raw: Any) -> DnsSettings:
+        """The ``dns:`` block (issue 13's shape): nameservers and a timeout; default the system resolver."""
+        if raw is None:
+            return DnsSettings()
+        block = self._block(raw, ("dns",), _DNS_KEYS, "nameservers and/or timeout")
+        if block is None:
+            return DnsSettings()
+        nameservers: list[tuple[str, int]] = []
+        raw_nameservers = block.get("nameservers", [])
+        if not isinstance(raw_nameservers, list):
+            self.problem(("dns", "nameservers"), "must be a list such as ['127.0.0.1:53']")
+            raw_nameservers = []
+        for index, entry in enumerate(raw_nameservers):
+            try:
+                nameservers.append(parse_nameserver(str(entry)))
+            except ValueError as error:
+                self.problem(("dns", "nameservers", index), str(error))
+        timeout = self._duration(block["timeout"], ("dns", "timeout")) if "timeout" in block else 5.0
+        return DnsSettings(tuple(nameservers), timeout if timeout is not None else 5.0)
 
     def _read_defaults(self, raw: Any) -> _Defaults:
         """Each option's default value and the key path it came from."""
@@ -243,6 +271,7 @@ class _Reader:
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
         allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        dane = self._choice(*option("dane"), DaneMode)
         if (
             self.problems_seen > problems_before
             or tls is None
@@ -250,9 +279,10 @@ class _Reader:
             or ehlo_name is None
             or family is None
             or allow_plaintext_auth is None
+            or dane is None
         ):
             return None
-        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth, dane)
 
     def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
         if raw is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from exporter.config.secret import Secret
+from exporter.dns.resolver import DnsSettings
 
 
 class TlsMode(enum.StrEnum):
@@ -38,6 +39,14 @@ class AddressFamily(enum.StrEnum):
             AddressFamily.IPV4: socket.AF_INET,
             AddressFamily.IPV6: socket.AF_INET6,
         }[self]
+
+
+class DaneMode(enum.StrEnum):
+    """Whether DANE (RFC 7672) is checked: where a secure TLSA exists, always, or never."""
+
+    AUTO = "auto"
+    REQUIRED = "required"
+    OFF = "off"
 
 
 class AuthMechanism(enum.StrEnum):
@@ -81,6 +90,7 @@ class ProbeOptions:
     # Credentials go only over verified TLS (trusted chain, matching name)
     # unless this is set.
     allow_plaintext_auth: bool = False
+    dane: DaneMode = DaneMode.AUTO
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class ProbeSpec:
     auth: AuthConfig | None = None
     allow_plaintext_auth: bool = False
     send: SendConfig | None = None
+    dane: DaneMode = DaneMode.AUTO
 
     @property
     def endpoint(self) -> str:
@@ -127,6 +138,7 @@ def probe_spec(
         auth=options.auth,
         allow_plaintext_auth=options.allow_plaintext_auth,
         send=send,
+        dane=options.dane,
     )
 
 
@@ -158,6 +170,7 @@ class ProbeModule:
             address_family=self.options.address_family,
             auth=self.options.auth,
             allow_plaintext_auth=self.options.allow_plaintext_auth,
+            dane=self.options.dane,
         )
         return probe_spec(host, port, options, server_name=self.server_name)
 
@@ -209,6 +222,8 @@ class Config:
     modules: Mapping[str, ProbeModule] = field(default_factory=lambda: MappingProxyType({}))
     # Empty: /probe refuses every target.
     probe_allow: tuple[ProbeAllowRule, ...] = ()
+    # The resolver every DNS lookup of the exporter (TLSA) goes through.
+    dns: DnsSettings = field(default_factory=DnsSettings)
 
     def probe_allowed(self, host: str, port: int) -> bool:
         return any(rule.allows(host, port) for rule in self.probe_allow)

@@ -16,6 +16,7 @@ from typing import Protocol
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config.model import ProbeSpec, ScheduledTarget
+from exporter.dane.verdict import DaneStatus, DaneVerdict
 from exporter.metrics.families import EXPORTER_FAMILIES, FAMILY, TARGET_FAMILIES, TLS_VERSION_NUMBERS
 from exporter.metrics.text_format import format_value, label_pairs, sample
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
@@ -198,6 +199,8 @@ def _put_result(out: _Columns, result: ProbeResult) -> None:
         out.put("smtp_tls_handshake_success", result.tls_handshake_succeeded)
     if result.tls is not None:
         _put_tls_session(out, result.tls)
+    if result.dane is not None:
+        _put_dane(out, result.dane)
     ehlo = result.effective_ehlo
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
@@ -239,6 +242,21 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
             leaf.signature_algorithm,
         ),
     )
+
+
+def _put_dane(out: _Columns, dane: DaneVerdict) -> None:
+    out.put("smtp_dane_status_info", 1, (dane.status.value,))
+    if dane.lookup.secure:
+        for kind, count in dane.records_by_kind().items():
+            out.put("smtp_dane_tlsa_records", count, tuple(str(part) for part in kind))
+    if not dane.applies:
+        return
+    out.put("smtp_dane_match", dane.status is DaneStatus.PASS)
+    for match in dane.matches:
+        out.put("smtp_dane_match_info", 1, (*(str(part) for part in match.kind), str(match.depth)))
+    out.put("smtp_dane_rollover_ready", dane.rollover_ready)
+    if dane.matches:
+        out.put("smtp_dane_renewal_safe", dane.renewal_safe)
 
 
 def _expiry_days(blocks: Iterable[_Block], now: float) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 from exporter import __version__
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.model import Config, ScheduledTarget
+from exporter.dns.resolver import DnsResolver, DnsSettings, resolver_or_none
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
 from exporter.probe.result import ProbeResult
 from exporter.probe.run import run_probe
@@ -51,6 +52,7 @@ class Daemon:
         self._scheduler: Scheduler | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
+        self._dns: tuple[DnsSettings, DnsResolver | None] | None = None
         self._last_reload_successful = False
         self._last_reload_success_timestamp = 0.0
 
@@ -104,7 +106,9 @@ class Daemon:
     async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse:
         if self._config is None:
             return ProbeResponse(503, "the configuration is not loaded yet\n")
-        return await probe_on_demand(self._config, self._tls_clients, query, scrape_timeout_header)
+        return await probe_on_demand(
+            self._config, self._tls_clients, query, scrape_timeout_header, resolver=self._resolver()
+        )
 
     def metrics_chunks(self) -> list[str]:
         scheduler = self._scheduler
@@ -132,7 +136,15 @@ class Daemon:
             name=target.name,
             send_due=self._send_due(target),
             keep_transcript=False,
+            resolver=self._resolver(),
         )
+
+    def _resolver(self) -> DnsResolver | None:
+        """One resolver client per loaded ``dns:`` block, shared by every probe."""
+        settings = self._config.dns if self._config is not None else DnsSettings()
+        if self._dns is None or self._dns[0] != settings:
+            self._dns = (settings, resolver_or_none(settings))
+        return self._dns[1]
 
     def _send_due(self, target: ScheduledTarget) -> bool:
         send = target.spec.send

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from exporter.config.model import Config
 from exporter.config.values import split_host_port
+from exporter.dns.resolver import DnsResolver
 from exporter.metrics.render import render_probe
 from exporter.metrics.text_format import CONTENT_TYPE
 from exporter.probe.report import human_report
@@ -50,6 +51,8 @@ async def probe_on_demand(
     tls_clients: TlsClients,
     query: Mapping[str, str],
     scrape_timeout_header: str | None,
+    *,
+    resolver: DnsResolver | None = None,
 ) -> ProbeResponse:
     requested = query.get("target", "").strip()
     if not requested:
@@ -68,7 +71,7 @@ async def probe_on_demand(
         return ProbeResponse(
             403, f"{spec.host}:{spec.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
         )
-    result = await run_probe(spec, tls_clients.for_ca_file(spec.ca_file))
+    result = await run_probe(spec, tls_clients.for_ca_file(spec.ca_file), resolver=resolver)
     now = time.time()
     metrics = render_probe(spec, result, now)
     if query.get("debug", "").lower() in ("true", "1", "yes"):
