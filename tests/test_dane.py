@@ -7,6 +7,8 @@ posttls-finger runs, by Postfix's reference client on the same server and zone.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -356,3 +358,23 @@ def test_record_counts_rollover_and_renewal(scrape: Scrape) -> None:
     assert scrape.value("smtp_dane_renewal_safe", target="cert-only") == 0
     assert scrape.value("smtp_dane_renewal_safe", target="ee") == 1
     assert scrape.value("smtp_dane_renewal_safe", target="ee-mismatch") is None
+
+
+def test_check_shows_the_match_and_the_records_to_publish(world: DaneWorld, pki: Pki, tmp_path: Path) -> None:
+    require(private_resolver_available(), "the check command's DANE test")
+    resolv_conf = write_resolv_conf(tmp_path / "resolv.conf", PORT_53_ADDRESS)
+    prefix = with_private_resolver(resolv_conf, world.hosts_file(tmp_path / "hosts"))
+
+    def check(label: str) -> str:
+        endpoint = f"{world.posture(label).host}:{world.port(label)}"
+        command = [*prefix, sys.executable, "-m", "exporter", "check", endpoint, "--ca-file", str(pki.ca_file)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False).stdout
+
+    good = check("ee")
+    assert "DANE (RFC 7672): pass" in good
+    assert "Matched DANE EE certificate at depth 0: 3 1 1" in good
+    mismatch = check("ee-mismatch")
+    assert "DANE (RFC 7672): fail" in mismatch
+    # The record that would match the new key, ready to paste into the zone.
+    leaf_der = chain_der(world.posture("ee-mismatch").server)[0]
+    assert f"3 1 1 {association_data(leaf_der, 1, 1).hex()}" in mismatch  # type: ignore[union-attr]
