@@ -67,6 +67,8 @@ def auth_landscape(
         "unverified": AuthHandler(users),
         "plaintext_allowed": AuthHandler(users),
         "send": AuthHandler(users),
+        # Port 465 style, on a server that refuses a second EHLO (as OpenSMTPD does).
+        "implicit": AuthHandler(users),
         "rcpt_rejected": AuthHandler(users, rcpt_reply="550 5.1.1 <nobody@mail.test>: Recipient address rejected"),
         "mail_from_rejected": AuthHandler(users, mail_reply="553 5.7.1 Sender address rejected: not owned by user"),
         "data_rejected": AuthHandler(users, data_reply="554 5.7.1 Message rejected as spam"),
@@ -75,6 +77,8 @@ def auth_landscape(
         "not_offered": {"auth_exclude_mechanism": ["CRAM-MD5"]},
         "plaintext_refused": {"auth_require_tls": False},
         "plaintext_allowed": {"auth_require_tls": False},
+        # aiosmtpd cannot tell that an implicit-TLS connection is encrypted.
+        "implicit": {"auth_require_tls": False, "implicit_tls": True},
     }
     contexts = {"unverified": self_signed().server_context(cert_dir, "auth-self-signed")}
     ports = {
@@ -103,7 +107,7 @@ def auth_landscape(
             extra += "allow_plaintext_auth: true\n"
         if name in ("send", "rcpt_rejected", "mail_from_rejected", "data_rejected"):
             extra += send + "\n"
-        tls = "none" if name.startswith("plaintext") else "starttls"
+        tls = "none" if name.startswith("plaintext") else "implicit" if name == "implicit" else "starttls"
         lines += _target(name, port, tls=tls, extra=extra)
     directory = tmp_path_factory.mktemp("auth")
     config = directory / "config.yml"
@@ -127,7 +131,7 @@ def _errors(scrape: Scrape, target: str) -> set[tuple[str, str]]:
     return {(labels["phase"], labels["reason"]) for labels, _ in scrape.find("smtp_probe_error_info", target=target)}
 
 
-@pytest.mark.parametrize("target", ["plain", "login", "cram", "auto"])
+@pytest.mark.parametrize("target", ["plain", "login", "cram", "auto", "implicit"])
 def test_right_password_authenticates(auth_landscape: AuthLandscape, target: str) -> None:
     scrape = auth_landscape.scrape
     assert scrape.value("smtp_auth_success", target=target) == 1
@@ -142,6 +146,17 @@ def test_auth_mechanisms_after_starttls_are_the_ones_used(auth_landscape: AuthLa
         labels["mechanism"] for labels, _ in auth_landscape.scrape.find("smtp_auth_mechanism_offered", target="cram")
     }
     assert offered == {"PLAIN", "LOGIN", "CRAM-MD5"}
+
+
+def test_implicit_tls_sends_one_ehlo_and_reports_its_auth_mechanisms(auth_landscape: AuthLandscape) -> None:
+    # The server answers a repeated EHLO with 503, so a second EHLO would fail
+    # the probe in the ehlo phase before AUTH.
+    scrape = auth_landscape.scrape
+    assert _errors(scrape, "implicit") == set()
+    offered = {labels["mechanism"] for labels, _ in scrape.find("smtp_auth_mechanism_offered", target="implicit")}
+    assert offered == {"PLAIN", "LOGIN", "CRAM-MD5"}
+    phases = {labels["phase"] for labels, _ in scrape.find("smtp_probe_phase_duration_seconds", target="implicit")}
+    assert phases == {"connect", "tls_handshake", "banner", "ehlo", "auth", "quit"}
 
 
 @pytest.mark.parametrize(

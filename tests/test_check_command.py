@@ -165,6 +165,14 @@ def test_colour_only_on_a_terminal(scenario: Servers) -> None:
         (["127.0.0.1", "--send-to", "a@b.test"], "--send-to needs --send-from"),
         (["127.0.0.1", "--tls", "sometimes"], "invalid choice"),
         (["127.0.0.1", "--ca-file", "/nonexistent/ca.pem"], "is not a readable file"),
+        # Nothing we send may end a command line early and smuggle in another.
+        (["127.0.0.1", "--ehlo-name", "probe.test\r\nQUIT"], "--ehlo-name: contains the control character U+000D"),
+        (["127.0.0.1", "--ehlo-name", "two words"], "--ehlo-name: 'two words' must be one word"),
+        (
+            ["127.0.0.1", "--send-from", "a@b.test\nRCPT TO:<x@y>", "--send-to", "c@d.test"],
+            "--send-from: contains the control character U+000A",
+        ),
+        (["127.0.0.1", "--send-from", "a@b.test", "--send-to", "c@d.test\u2028"], "--send-to: contains the control"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:

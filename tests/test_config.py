@@ -255,3 +255,20 @@ def test_any_text_is_a_config_or_config_errors(text: str) -> None:
     except ConfigError as exc:
         problems = exc.problems
     assert all(str(problem).startswith("/config/config.yml:") for problem in problems)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('ehlo_name: "probe.test\\r\\nQUIT"', "targets[0].ehlo_name: contains the control character U+000D"),
+        ("ehlo_name: two words", "targets[0].ehlo_name: 'two words' must be one word"),
+        ('send: {from: "p@a.test\\nRCPT TO:<x@y>", to: x@a.test}', "targets[0].send.from: contains the control"),
+        ('send: {from: p@a.test, to: "x@a\\u2028.test"}', "targets[0].send.to: contains the control character U+2028"),
+        ('server_name: "mx\\u0000.test"', "targets[0].server_name: contains the control character U+0000"),
+    ],
+)
+def test_control_characters_in_anything_we_send_are_refused(tmp_path: Path, entry: str, message: str) -> None:
+    text = f"targets:\n  - host: mx.example.com\n    {entry}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, tmp_path / "c.yml")
+    assert message in str(raised.value)

@@ -7,6 +7,7 @@ every assertion is about the scraped text, as Prometheus would see it.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from tests.support.pki import DAY, NOW, SERVER_NAME, Pki, plain_private_ca, self
 from tests.support.servers import (
     ScenarioServers,
     closed_port,
+    gated_plain_server,
     greeting_then,
-    slow_plain_server,
     starttls_on_last_line,
     starttls_then_hang_up,
 )
@@ -52,6 +53,8 @@ class Landscape:
     leaves: dict[str, x509.Certificate]
     chains: dict[str, list[x509.Certificate]]
     slow_target: str
+    # Set to let the slow server greet.
+    slow_release: threading.Event
 
 
 def _certificates(chain_pem: bytes) -> list[x509.Certificate]:
@@ -74,6 +77,7 @@ def landscape(
         "private_ca_without_key_usage": plain.server,
     }
     contexts = {name: cert.server_context(cert_dir, name) for name, cert in certificates.items()}
+    slow_release = threading.Event()
     starttls = {name: servers.smtp(tls_context=context) for name, context in contexts.items()}
     ports = {
         **starttls,
@@ -85,7 +89,7 @@ def landscape(
         "starttls_454": servers.smtp(tls_context=contexts["good"], starttls_reply="454 4.7.0 TLS not available"),
         "handshake_cut": servers.scripted(starttls_then_hang_up()),
         "nothing_listening": closed_port(),
-        "slow": servers.scripted(slow_plain_server(delay=3.0)),
+        "slow": servers.scripted(gated_plain_server(slow_release)),
     }
     tls_modes = {"implicit": "implicit", "plain": "none", "slow": "none"}
     ca_files = {"private_ca_without_key_usage": plain.ca_file}
@@ -108,6 +112,8 @@ def landscape(
         ]
         if name in ca_files:
             lines.append(f"    ca_file: {ca_files[name]}")
+        if name == "slow":  # waits for the test's release, however late that comes
+            lines.append("    timeout: 50m")
     directory = tmp_path_factory.mktemp("contract")
     config = directory / "config.yml"
     config.write_text("\n".join(lines) + "\n")
@@ -121,8 +127,10 @@ def landscape(
             leaves={name: _certificates(cert.chain_pem)[0] for name, cert in certificates.items()},
             chains={name: _certificates(cert.chain_pem) for name, cert in certificates.items()},
             slow_target="slow",
+            slow_release=slow_release,
         )
     finally:
+        slow_release.set()  # the server's thread is not left waiting
         exporter.stop()
 
 
@@ -310,10 +318,10 @@ def test_target_info_describes_the_configuration(landscape: Landscape) -> None:
 
 
 def test_before_its_first_probe_a_target_exports_only_its_configuration(landscape: Landscape) -> None:
-    # The slow server greets after 3 s; the fixture did not wait for it.
+    # The slow server has not greeted yet: it waits for the release below.
     scrape = landscape.exporter.scrape()
-    if scrape.value("smtp_probe_timestamp_seconds", target=landscape.slow_target) is None:
-        assert scrape.series_of(landscape.slow_target) == {"smtp_target_info", "smtp_target_interval_seconds"}
+    assert scrape.series_of(landscape.slow_target) == {"smtp_target_info", "smtp_target_interval_seconds"}
+    landscape.slow_release.set()
     later = landscape.exporter.wait_for_probes([landscape.slow_target])
     assert later.value("smtp_probe_success", target=landscape.slow_target) == 1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, ClassVar
@@ -33,21 +34,34 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class LogfmtFormatter(logging.Formatter):
-    _NEEDS_QUOTES: ClassVar[frozenset[str]] = frozenset(' ="\\\n\t')
+    _NEEDS_QUOTES: ClassVar[frozenset[str]] = frozenset(' ="\\')
 
     def format(self, record: logging.LogRecord) -> str:
         return " ".join(f"{key}={self._value(value)}" for key, value in _fields(record).items())
 
     def _value(self, value: Any) -> str:
         text = str(value)
-        if text and not any(char in self._NEEDS_QUOTES for char in text):
+        if text and not any(char in self._NEEDS_QUOTES or _UNPRINTABLE.match(char) for char in text):
             return text
-        return json.dumps(text, ensure_ascii=False)
+        return _json(text)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record), ensure_ascii=False, default=str)
+        return _json(_fields(record))
+
+
+# Server replies and certificate names reach log fields, and one record must
+# stay one line whatever they contain. json escapes C0 controls itself, but
+# not DEL, C1 controls, U+2028 or U+2029, which many log viewers and
+# terminals take for line breaks or commands.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_ESCAPED_BY_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def _json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return _NOT_ESCAPED_BY_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def configure_logging(level: str, log_format: str) -> None:

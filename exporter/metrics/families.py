@@ -67,6 +67,35 @@ TARGET_FAMILIES = (
     Family("smtp_tls_version", _gauge, f"Negotiated TLS version as a number (1.0 to 1.3), {_LAST}."),
     Family("smtp_tls_cipher_info", _gauge, f"Negotiated cipher suite as OpenSSL names it, {_LAST}.", ("cipher",)),
     Family("smtp_tls_cipher_bits", _gauge, f"Secret bits of the negotiated cipher (its strength), {_LAST}."),
+    Family(
+        "smtp_tls_cipher_rating_info",
+        _gauge,
+        f"NCSC-NL 2025 rating of the negotiated cipher suite (good, sufficient, phase_out, insufficient), {_LAST}.",
+        ("rating",),
+    ),
+    Family(
+        "smtp_tls_key_exchange_info",
+        _gauge,
+        f"Key-exchange group as OpenSSL names it (x25519, secp256r1, ffdhe2048), dh<bits> for an unnamed"
+        f" finite-field prime, rsa for RSA key transport, {_LAST}.",
+        ("group",),
+    ),
+    Family(
+        "smtp_tls_key_exchange_bits",
+        _gauge,
+        f"Bits of the server's ephemeral key as OpenSSL prints them (253 for X25519), {_LAST}.",
+    ),
+    Family(
+        "smtp_tls_signature_info",
+        _gauge,
+        f"Signature scheme the server signed the handshake with (IANA name), {_LAST}.",
+        ("scheme",),
+    ),
+    Family(
+        "smtp_tls_client_certificate_requested",
+        _gauge,
+        f"1 if the server asked for a client certificate (CertificateRequest), {_LAST}.",
+    ),
     Family("smtp_cert_not_before_timestamp_seconds", _gauge, f"Leaf certificate notBefore, {_LAST}."),
     Family("smtp_cert_not_after_timestamp_seconds", _gauge, f"Leaf certificate notAfter, {_LAST}."),
     Family(
@@ -97,6 +126,18 @@ TARGET_FAMILIES = (
             "key_bits",
             "signature_algorithm",
         ),
+    ),
+    Family(
+        "smtp_cert_chain_key_bits",
+        _gauge,
+        f"Public key size of each presented certificate by position (0 = leaf), {_LAST}.",
+        ("depth",),
+    ),
+    Family(
+        "smtp_cert_chain_weakest_rating_info",
+        _gauge,
+        f"NCSC-NL 2025 rating of the weakest key or signature hash in the presented chain, root excluded, {_LAST}.",
+        ("rating",),
     ),
     Family(
         "smtp_dane_status_info",
@@ -177,7 +218,6 @@ EXPORTER_FAMILIES = (
         "smtp_exporter_scheduler_lag_seconds",
         Kind.HISTOGRAM,
         "How late scheduled probes started against their slot.",
-        ("le",),
     ),
 )
 

@@ -21,6 +21,7 @@ from exporter.metrics.families import EXPORTER_FAMILIES, FAMILY, TARGET_FAMILIES
 from exporter.metrics.text_format import format_value, label_pairs, sample
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
 from exporter.tls.certificates import days_until
+from exporter.tls.ratings import chain_weakest_rating, cipher_rating
 from exporter.tls.session import TlsSession
 
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
@@ -215,6 +216,16 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
         out.put("smtp_tls_version", TLS_VERSION_NUMBERS[tls.version])
     out.put("smtp_tls_cipher_info", 1, (tls.cipher,))
     out.put("smtp_tls_cipher_bits", tls.cipher_bits)
+    out.put("smtp_tls_cipher_rating_info", 1, (cipher_rating(tls.cipher).value,))
+    facts = tls.handshake
+    if facts is not None:
+        if facts.group is not None:
+            out.put("smtp_tls_key_exchange_info", 1, (facts.group,))
+        if facts.key_exchange_bits is not None:
+            out.put("smtp_tls_key_exchange_bits", facts.key_exchange_bits)
+        if facts.signature_scheme is not None:
+            out.put("smtp_tls_signature_info", 1, (facts.signature_scheme,))
+        out.put("smtp_tls_client_certificate_requested", facts.client_certificate_requested)
     out.put("smtp_cert_trusted", tls.trust.trusted)
     out.put("smtp_cert_hostname_match", tls.hostname_match)
     leaf = tls.leaf
@@ -242,6 +253,12 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
             leaf.signature_algorithm,
         ),
     )
+    for depth, certificate in enumerate(tls.chain):
+        if certificate.key_bits:
+            out.put("smtp_cert_chain_key_bits", certificate.key_bits, (str(depth),))
+    weakest = chain_weakest_rating(tls.chain)
+    if weakest is not None:
+        out.put("smtp_cert_chain_weakest_rating_info", 1, (weakest.value,))
 
 
 def _put_dane(out: _Columns, dane: DaneVerdict) -> None:

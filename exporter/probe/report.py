@@ -12,8 +12,11 @@ from typing import Any
 from exporter.config.model import ProbeSpec, TlsMode
 from exporter.dane.verdict import DaneStatus, DaneVerdict, association_data
 from exporter.probe.result import ProbeResult
+from exporter.probe.transcript import printable
 from exporter.smtp.ehlo import EhloCapabilities
 from exporter.tls.certificates import CertificateFacts, days_until
+from exporter.tls.codepoints import scheme_by_name
+from exporter.tls.ratings import chain_weakest_rating, cipher_rating
 from exporter.tls.session import TlsSession
 
 SCHEMA_VERSION = 1
@@ -24,7 +27,8 @@ def verdict_line(spec: ProbeSpec, result: ProbeResult, now: float) -> str:
     where = spec.endpoint
     if not result.success:
         reasons = "; ".join(
-            f"{failure.reason.value} ({failure.phase.value}){': ' + failure.detail if failure.detail else ''}"
+            f"{failure.reason.value} ({failure.phase.value})"
+            + (f": {printable(failure.detail)}" if failure.detail else "")
             for failure in result.failures
         )
         return f"FAILED {where}: {reasons}"
@@ -39,6 +43,10 @@ def verdict_line(spec: ProbeSpec, result: ProbeResult, now: float) -> str:
     if result.send is not None:
         parts.append("test message accepted")
     return f"OK {where}: {', '.join(parts)}"
+
+
+def _failure_text(reason: str, phase: str, detail: str) -> str:
+    return f"{reason} ({phase})" + (f": {printable(detail)}" if detail else "")
 
 
 class _Style:
@@ -79,12 +87,12 @@ def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bo
     if result.auth is not None and spec.auth is not None:
         outcome = style.good("accepted") if result.auth.success else style.bad("FAILED")
         mechanism = result.auth.mechanism or "no mechanism"
-        lines += ["", style.heading("Authentication"), f"  {mechanism} as {spec.auth.username}: {outcome}"]
-        lines.append(f"  server: {result.auth.reply}")
+        lines += ["", style.heading("Authentication"), f"  {mechanism} as {printable(spec.auth.username)}: {outcome}"]
+        lines.append(f"  server: {printable(result.auth.reply)}")
     if result.send is not None:
         outcome = style.good("accepted") if result.send.success else style.bad("REJECTED")
         lines += ["", style.heading("Test message"), f"  {result.send.message_id}: {outcome}"]
-        lines.append(f"  server: {result.send.reply}")
+        lines.append(f"  server: {printable(result.send.reply)}")
     phases = ", ".join(f"{phase.value} {seconds * 1000:.1f} ms" for phase, seconds in result.phase_durations)
     lines += ["", f"Phases: {phases} (total {result.duration_seconds * 1000:.1f} ms)"]
     verdict = verdict_line(spec, result, now)
@@ -126,9 +134,9 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
     else:
         where = f" at chain depth {tls.trust.error_depth}" if tls.trust.error_depth is not None else ""
         code = f"OpenSSL error {tls.trust.error_code}{where}: " if tls.trust.error_code is not None else ""
-        trust = style.bad(f"NOT TRUSTED by {anchors} ({code}{tls.trust.error_message})")
+        trust = style.bad(f"NOT TRUSTED by {anchors} ({code}{printable(tls.trust.error_message or '')})")
     leaf = tls.leaf
-    names = ", ".join(leaf.subject_alternative_names or leaf.common_names) if leaf else ""
+    names = printable(", ".join(leaf.subject_alternative_names or leaf.common_names)) if leaf else ""
     if tls.hostname_match:
         hostname = style.good(f"{spec.server_name} matches")
     else:
@@ -137,6 +145,8 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
         style.heading("TLS"),
         f"  Protocol   {tls.version}",
         f"  Cipher     {tls.cipher} ({tls.cipher_bits} bits)",
+        *([f"  Handshake  {handshake}"] if (handshake := postfix_style_handshake(tls)) else []),
+        f"  Ratings    {_ratings(tls)} (NCSC-NL 2025)",
         f"  Trust      {trust}",
         f"  Host name  {hostname}",
         "",
@@ -147,10 +157,47 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
     return lines
 
 
+# Postfix names NIST curves as in its TLS log line ("key-exchange ECDHE (P-256)").
+_NIST_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def postfix_style_handshake(tls: TlsSession) -> str:
+    """As Postfix logs a session: ``key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256``."""
+    facts = tls.handshake
+    if facts is None or facts.group is None:
+        return ""
+    group = facts.group
+    if group in _NIST_CURVES:
+        parts = [f"key-exchange ECDHE ({_NIST_CURVES[group]})"]
+    elif group.startswith(("ffdhe", "dh")) and facts.key_exchange_bits:
+        parts = [f"key-exchange DHE ({facts.key_exchange_bits} bits)"]
+    elif group == "rsa":
+        parts = ["key-exchange RSA"]
+    else:
+        parts = [f"key-exchange {group.upper() if group in ('x25519', 'x448') else group}"]
+    scheme = scheme_by_name(facts.signature_scheme) if facts.signature_scheme else None
+    leaf = tls.leaf
+    if scheme is not None:
+        size = ""
+        if leaf is not None and leaf.key_type == "EC" and leaf.key_curve in _NIST_CURVES:
+            size = f" ({_NIST_CURVES[leaf.key_curve]})"
+        elif leaf is not None and leaf.key_type in ("RSA", "DSA"):
+            size = f" ({leaf.key_bits} bits)"
+        parts.append(f"server-signature {scheme.postfix_type}{size}")
+        if scheme.digest:
+            parts.append(f"server-digest {scheme.digest}")
+    return " ".join(parts)
+
+
+def _ratings(tls: TlsSession) -> str:
+    chain = chain_weakest_rating(tls.chain)
+    return f"cipher {cipher_rating(tls.cipher).value}, chain {chain.value if chain else 'not rated'}"
+
+
 def _certificate_lines(index: int, certificate: CertificateFacts, now: float, style: _Style) -> list[str]:
     if certificate.parse_error is not None:
         return [
-            f"  [{index}] unreadable certificate: {certificate.parse_error}",
+            f"  [{index}] unreadable certificate: {printable(certificate.parse_error)}",
             f"      SHA-256  {certificate.fingerprint_sha256}",
         ]
     validity = f"{_utc(certificate.not_before)} to {_utc(certificate.not_after)}"
@@ -161,20 +208,20 @@ def _certificate_lines(index: int, certificate: CertificateFacts, now: float, st
     if certificate.is_not_yet_valid(now):
         validity += f" ({style.bad('NOT YET VALID')})"
     return [
-        f"  [{index}] subject    {certificate.subject or '(empty)'}",
-        f"      issuer     {certificate.issuer or '(empty)'}",
+        f"  [{index}] subject    {printable(certificate.subject) or '(empty)'}",
+        f"      issuer     {printable(certificate.issuer) or '(empty)'}",
         f"      serial     {certificate.serial}",
         f"      validity   {validity}",
         f"      SHA-256    {certificate.fingerprint_sha256}",
         f"      SHA-1      {certificate.fingerprint_sha1}",
-        f"      SAN        {', '.join(certificate.subject_alternative_names) or '(none)'}",
+        f"      SAN        {printable(', '.join(certificate.subject_alternative_names)) or '(none)'}",
         f"      key        {certificate.key_type} {certificate.key_bits} bits",
         f"      signature  {certificate.signature_algorithm}",
     ]
 
 
 def _capabilities_section(ehlo: EhloCapabilities) -> list[str]:
-    extensions = " ".join(sorted(ehlo.extensions)) or "(none)"
+    extensions = printable(" ".join(sorted(ehlo.extensions))) or "(none)"
     mechanisms = " ".join(sorted(ehlo.auth_mechanisms)) or "(none offered)"
     return ["Capabilities", f"  EHLO       {extensions}", f"  AUTH       {mechanisms}"]
 

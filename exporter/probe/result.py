@@ -129,5 +129,8 @@ class ProbeResult:
 
     @property
     def effective_ehlo(self) -> EhloCapabilities | None:
-        """The capabilities that apply to the session: after TLS when TLS was used."""
-        return self.ehlo_after_tls if self.tls is not None else self.ehlo
+        """The capabilities that apply to the session: those of the EHLO after STARTTLS when
+        STARTTLS was used (None if that EHLO failed), else of the only EHLO (plaintext, or
+        implicit TLS, where it already ran over TLS)."""
+        upgraded = self.starttls_offered is not None and self.tls is not None
+        return self.ehlo_after_tls if upgraded else self.ehlo

@@ -197,9 +197,11 @@ async def _converse(run: _ProbeRun) -> None:
     run.ehlo = ehlo = await _ehlo(run, connection)
     if spec.tls is TlsMode.STARTTLS:
         await _starttls(run, connection, ehlo)
-    if run.tls is not None:
-        # RFC 3207 section 4.2: forget what was learned before TLS and ask again.
-        run.ehlo_after_tls = await _ehlo(run, connection)
+        if run.tls is not None:
+            # RFC 3207 section 4.2: forget what was learned before TLS and ask
+            # again. Only after STARTTLS: with implicit TLS the one EHLO already
+            # ran over TLS, and servers such as OpenSMTPD refuse a second one.
+            run.ehlo_after_tls = await _ehlo(run, connection)
     if spec.auth is not None:
         await _authenticate(run, connection, spec.auth)
     if run.send_due and spec.send is not None and _may_send(run):
@@ -237,7 +239,8 @@ async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthCo
         run.auth = AuthOutcome(success=False, mechanism=None, reply=detail)
         run.fail(refusal, detail, phase=Phase.AUTH)
         return
-    ehlo = run.ehlo_after_tls if over_tls else run.ehlo
+    # Here any EHLO after STARTTLS has succeeded (a failed one aborts the probe).
+    ehlo = run.ehlo_after_tls or run.ehlo
     offered = ehlo.auth_mechanisms if ehlo is not None else frozenset()
     mechanism = choose_mechanism(offered, auth.mechanism, over_tls=over_tls)
     if mechanism is None:

@@ -6,12 +6,28 @@ nothing here ever sees a password.
 
 from __future__ import annotations
 
+import re
 import time
 
 from exporter.probe.result import TranscriptLine
 
 MAX_TRANSCRIPT_LINES = 200
 MAX_TRANSCRIPT_LINE_CHARS = 512
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: each
+# could end a line, move the cursor or recolour a terminal, so a server or a
+# certificate could forge lines of our output with them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control and line-separator character escaped (``\\x1b``, ``\\u2028``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class Transcript:
@@ -44,6 +60,7 @@ class Transcript:
         if len(self._lines) >= MAX_TRANSCRIPT_LINES:
             self._dropped += 1
             return
+        text = printable(text)
         if len(text) > MAX_TRANSCRIPT_LINE_CHARS:
             text = text[:MAX_TRANSCRIPT_LINE_CHARS] + "…"
         offset = time.perf_counter() - self._started

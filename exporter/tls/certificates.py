@@ -46,10 +46,21 @@ class CertificateFacts:
     common_names: tuple[str, ...] = ()
     key_type: str = "unknown"
     key_bits: int = 0
+    # OpenSSL's curve name for EC keys (secp256r1), which the key rating needs.
+    key_curve: str | None = None
     signature_algorithm: str = "unknown"
+    # The signature's hash as cryptography names it (sha256); None for EdDSA,
+    # which hashes nothing separately; "unknown" when we cannot tell.
+    signature_hash: str | None = "unknown"
     # Set when cryptography could not parse the certificate (OpenSSL could).
     parse_error: str | None = None
     der: bytes = field(default=b"", repr=False)
+
+    @property
+    def self_signed(self) -> bool:
+        # Issued by its own subject: a root, or a lone self-made leaf. The
+        # signature itself is the trust verdict's business, not ours.
+        return bool(self.subject) and self.subject == self.issuer
 
     @property
     def subject_alternative_names(self) -> tuple[str, ...]:
@@ -88,7 +99,7 @@ def _certificate_facts(der: bytes) -> CertificateFacts:
         return _facts_from_der(der, sha256, sha1, fallback, parse_error=str(exc))
     field = _FieldReader(certificate, fallback)
     dns_names, ip_addresses = _subject_alternative_names(certificate, fallback)
-    key_type, key_bits = _public_key(certificate.public_key)
+    key_type, key_bits, key_curve = _public_key(certificate.public_key)
     return CertificateFacts(
         subject=field(lambda parsed: parsed.subject.rfc4514_string(), lambda read: read.subject, _UNDECODABLE),
         issuer=field(lambda parsed: parsed.issuer.rfc4514_string(), lambda read: read.issuer, _UNDECODABLE),
@@ -102,7 +113,9 @@ def _certificate_facts(der: bytes) -> CertificateFacts:
         common_names=field(_common_names, lambda read: read.common_names, ()),
         key_type=key_type,
         key_bits=key_bits,
+        key_curve=key_curve,
         signature_algorithm=_signature_algorithm(certificate.signature_algorithm_oid),
+        signature_hash=_signature_hash(certificate),
         der=der,
     )
 
@@ -163,7 +176,8 @@ def _facts_from_der(
             parse_error=f"{parse_error}; {fallback.error}",
             der=der,
         )
-    key_type, key_bits = _public_key(lambda: serialization.load_der_public_key(fields.public_key_info))
+    key_type, key_bits, key_curve = _public_key(lambda: serialization.load_der_public_key(fields.public_key_info))
+    signature_algorithm = _signature_algorithm(x509.ObjectIdentifier(fields.signature_algorithm_oid))
     return CertificateFacts(
         subject=fields.subject,
         issuer=fields.issuer,
@@ -177,7 +191,9 @@ def _facts_from_der(
         common_names=fields.common_names,
         key_type=key_type,
         key_bits=key_bits,
-        signature_algorithm=_signature_algorithm(x509.ObjectIdentifier(fields.signature_algorithm_oid)),
+        key_curve=key_curve,
+        signature_algorithm=signature_algorithm,
+        signature_hash=_hash_in_name(signature_algorithm),
         parse_error=parse_error,
         der=der,
     )
@@ -210,22 +226,42 @@ def _common_names(certificate: x509.Certificate) -> tuple[str, ...]:
     return tuple(str(attribute.value) for attribute in attributes)
 
 
-def _public_key(read: Callable[[], PublicKeyTypes]) -> tuple[str, int]:
+def _public_key(read: Callable[[], PublicKeyTypes]) -> tuple[str, int, str | None]:
     try:
         key = read()
     except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):  # e.g. GOST or SM2 keys
-        return "unknown", 0
+        return "unknown", 0, None
     if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
+        return "RSA", key.key_size, None
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.key_size
+        return "EC", key.key_size, key.curve.name
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256
+        return "Ed25519", 256, None
     if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456
+        return "Ed448", 456, None
     if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
-    return "unknown", 0
+        return "DSA", key.key_size, None
+    return "unknown", 0, None
+
+
+def _signature_hash(certificate: x509.Certificate) -> str | None:
+    try:
+        algorithm = certificate.signature_hash_algorithm  # reads RSASSA-PSS parameters too
+    except UnsupportedAlgorithm:
+        return _hash_in_name(_signature_algorithm(certificate.signature_algorithm_oid))
+    return algorithm.name if algorithm is not None else None
+
+
+# For certificates cryptography refuses: the hash is in OpenSSL's short name
+# (sha1WithRSAEncryption, ecdsa-with-SHA256, md5WithRSAEncryption).
+_HASHES_IN_NAMES = ("sha512", "sha384", "sha256", "sha224", "sha1", "md5")
+
+
+def _hash_in_name(signature_algorithm: str) -> str | None:
+    lowered = signature_algorithm.lower()
+    if lowered in ("ed25519", "ed448"):
+        return None
+    return next((name for name in _HASHES_IN_NAMES if name in lowered), "unknown")
 
 
 def _signature_algorithm(oid: x509.ObjectIdentifier) -> str:

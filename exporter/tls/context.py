@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.tls.private_api import observe_handshakes
 from exporter.tls.trust import TrustStore
 
 # SSL_OP_LEGACY_SERVER_CONNECT; the ssl module names it only from Python 3.12.
@@ -34,6 +35,10 @@ def handshake_context() -> ssl.SSLContext:
     # OpenSSL 3 refuses TLS 1.0/1.1 and SHA-1 signatures above level 0.
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
     context.options |= _OP_LEGACY_SERVER_CONNECT
+    # The key exchange, the server's signature and a CertificateRequest are
+    # read from the handshake messages (tls/handshake.py); measured cost in
+    # bench/RESULTS.md.
+    observe_handshakes(context)
     return context
 
 

@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass
 
 from exporter.tls.certificates import CertificateFacts, certificate_facts
+from exporter.tls.handshake import HandshakeFacts, handshake_facts, key_exchange_by_suite
 from exporter.tls.hostname import hostname_matches
-from exporter.tls.private_api import presented_chain
+from exporter.tls.private_api import handshake_recorder, presented_chain
 from exporter.tls.trust import TrustStore, TrustVerdict
 
 # Real chains hold two to five certificates; a server may send 50 or more.
@@ -30,6 +31,9 @@ class TlsSession:
     chain: tuple[CertificateFacts, ...]
     trust: TrustVerdict
     hostname_match: bool
+    # Key exchange, server signature, client certificate request (handshake.py);
+    # None when the context did not observe the handshake.
+    handshake: HandshakeFacts | None = None
 
     @property
     def leaf(self) -> CertificateFacts | None:
@@ -42,6 +46,11 @@ def describe_session(ssl_object: ssl.SSLObject, *, server_name: str, trust_store
     chain = tuple(_facts(der) for der in chain_der[:MAX_DESCRIBED_CHAIN])
     leaf = chain[0] if chain else None
     now = time.time()
+    recorder = handshake_recorder(ssl_object)
+    facts = None
+    if recorder is not None:
+        kea = key_exchange_by_suite().get(cipher_name, "")
+        facts = handshake_facts(recorder, kea=kea, leaf_key_type=leaf.key_type if leaf else "unknown")
     return TlsSession(
         version=ssl_object.version() or "unknown",
         cipher=cipher_name,
@@ -55,6 +64,7 @@ def describe_session(ssl_object: ssl.SSLObject, *, server_name: str, trust_store
             ip_addresses=leaf.ip_addresses,
             common_names=leaf.common_names,
         ),
+        handshake=facts,
     )
 
 

@@ -77,9 +77,10 @@ class ExporterProcess:
     def _wait_for_listening(self, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = re.search(r"msg=listening address=(\S+)", self.log_text())
+            # logfmt, or --log.format json
+            match = re.search(r'msg=listening address=(\S+)|"msg": "listening", "address": "([^"]+)"', self.log_text())
             if match:
-                return f"http://{match.group(1)}"
+                return f"http://{match.group(1) or match.group(2)}"
             if self.process.poll() is not None:
                 raise AssertionError(f"exporter exited with {self.process.returncode}:\n{self.log_text()}")
             time.sleep(0.05)

@@ -107,12 +107,35 @@ class AuthHandler(ShapingHandler):
         return AuthResult(success=expected is not None and hmac.compare_digest(expected, digest), handled=False)
 
 
-class ShapedSMTP(SMTP):
-    """aiosmtpd's SMTP with a configurable answer to STARTTLS."""
+ALREADY_IDENTIFIED = "503 5.5.1 Invalid command: Already identified"
 
-    def __init__(self, handler: Any, *, starttls_reply: str | None = None, **kwargs: Any) -> None:
+
+class ShapedSMTP(SMTP):
+    """aiosmtpd's SMTP with a configurable answer to STARTTLS, and strict about EHLO.
+
+    Like OpenSMTPD, it refuses a second EHLO in the same session with 503
+    (RFC 5321 lets a client repeat EHLO, but a client must not count on it):
+    only STARTTLS starts a new session in which EHLO is due again. Postfix
+    accepts the repeat, which is how a needless EHLO went unnoticed.
+    """
+
+    def __init__(
+        self, handler: Any, *, starttls_reply: str | None = None, strict_ehlo: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._starttls_reply = starttls_reply
+        self._strict_ehlo = strict_ehlo
+        # Whether TLS was on when the client identified itself; None: not yet.
+        self._identified_with_tls: bool | None = None
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        with_tls = self._tls_protocol is not None
+        if self._strict_ehlo and self._identified_with_tls == with_tls:
+            await self.push(ALREADY_IDENTIFIED)
+            return
+        await super().smtp_EHLO(hostname)
+        if self.session is not None and self.session.host_name:
+            self._identified_with_tls = with_tls
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self._starttls_reply is not None:
@@ -255,15 +278,29 @@ def starttls_then_hang_up(ehlo_lines: Sequence[str] = ("250-mail.test", "250 STA
     return script
 
 
+async def _plain_conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await send(writer, "220 mail.test ESMTP")
+    await read_command(reader)
+    await send(writer, "250-mail.test", "250 8BITMIME")
+    await read_command(reader)
+    await send(writer, "221 2.0.0 Bye")
+
+
+def gated_plain_server(release: threading.Event) -> Script:
+    """A plain ESMTP server that greets only once ``release`` is set (or after a minute)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.to_thread(release.wait, 60)
+        await _plain_conversation(reader, writer)
+
+    return script
+
+
 def slow_plain_server(delay: float) -> Script:
     """A plain ESMTP server that waits ``delay`` seconds before its greeting."""
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(delay)
-        await send(writer, "220 mail.test ESMTP")
-        await read_command(reader)
-        await send(writer, "250-mail.test", "250 8BITMIME")
-        await read_command(reader)
-        await send(writer, "221 2.0.0 Bye")
+        await _plain_conversation(reader, writer)
 
     return script

@@ -1,0 +1,129 @@
+"""The Prometheus text format we write by hand: golden lines, and a round trip through prometheus_client."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config.model import ProbeOptions, ScheduledTarget, TlsMode, probe_spec
+from exporter.metrics.families import TARGET_FAMILIES
+from exporter.metrics.render import render_target, target_labels
+from exporter.metrics.text_format import MAX_LABEL_VALUE_CHARS, escape_label_value, format_value, sample
+from exporter.probe.result import Failure, Phase, ProbeResult, Reason
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "1"),
+        (False, "0"),
+        (3, "3"),
+        (2.0, "2"),
+        (0.25, "0.25"),
+        (-1.5, "-1.5"),
+        (1e20, "1e+20"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (math.nan, "NaN"),
+    ],
+)
+def test_format_value(value: float, text: str) -> None:
+    assert format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ('say "hi"', 'say \\"hi\\"'),
+        ("a\\b", "a\\\\b"),
+        ("two\nlines", "two\\nlines"),
+        ("\udcff", "?"),
+    ],
+)
+def test_label_escaping(value: str, escaped: str) -> None:
+    assert escape_label_value(value) == escaped
+
+
+def test_long_label_values_are_cut_with_an_ellipsis() -> None:
+    escaped = escape_label_value("x" * 5000)
+    assert len(escaped) == MAX_LABEL_VALUE_CHARS
+    assert escaped.endswith("…")
+
+
+def test_sample_lines() -> None:
+    assert sample("m", "", 1) == "m 1\n"
+    assert sample("m", 'target="a"', 0.5, (("phase", "ehlo"),)) == 'm{target="a",phase="ehlo"} 0.5\n'
+
+
+def _target(name: str, labels: tuple[tuple[str, str], ...]) -> ScheduledTarget:
+    options = ProbeOptions(TlsMode.STARTTLS, timeout=10, ehlo_name="probe.test")
+    return ScheduledTarget(name, probe_spec("mx.example.net", None, options), interval=60, labels=labels)
+
+
+class _State:
+    def __init__(self, target: ScheduledTarget, result: ProbeResult | None) -> None:
+        self.config = target
+        self.result = result
+        self.probes_total = 1 if result else 0
+        self.failures_total = {Reason.TIMEOUT: 1} if result and not result.success else {}
+        self.last_send = None
+
+
+def _failed_result() -> ProbeResult:
+    return ProbeResult(
+        started_at=1_800_000_000.0,
+        finished_at=1_800_000_001.5,
+        duration_seconds=1.5,
+        phase_durations=((Phase.CONNECT, 0.001), (Phase.BANNER, 1.499)),
+        failures=(Failure(Phase.BANNER, Reason.TIMEOUT, "no greeting"),),
+        peer_address="192.0.2.1",
+    )
+
+
+def test_render_target_golden() -> None:
+    state = _State(_target("mx1", (("team", "mail"),)), _failed_result())
+    columns = render_target(state, target_labels(state.config))
+    lines = dict(zip((family.name for family in TARGET_FAMILIES), columns, strict=True))
+    labels = 'target="mx1",team="mail"'
+    assert lines["smtp_probe_success"] == f"smtp_probe_success{{{labels}}} 0\n"
+    assert lines["smtp_probe_phase_duration_seconds"] == (
+        f'smtp_probe_phase_duration_seconds{{{labels},phase="connect"}} 0.001\n'
+        f'smtp_probe_phase_duration_seconds{{{labels},phase="banner"}} 1.499\n'
+    )
+    assert lines["smtp_probe_error_info"] == f'smtp_probe_error_info{{{labels},phase="banner",reason="timeout"}} 1\n'
+    assert lines["smtp_probe_failures_total"] == f'smtp_probe_failures_total{{{labels},reason="timeout"}} 1\n'
+    assert lines["smtp_target_info"] == (
+        f'smtp_target_info{{{labels},host="mx.example.net",port="587",tls="starttls",server_name="mx.example.net"}} 1\n'
+    )
+    # Phases that did not run, and TLS that never happened, have no series at all.
+    assert lines["smtp_tls_version_info"] == lines["smtp_cert_trusted"] == lines["smtp_starttls_offered"] == ""
+
+
+def test_before_its_first_probe_a_target_renders_only_its_configuration() -> None:
+    state = _State(_target("new", ()), None)
+    columns = render_target(state, target_labels(state.config))
+    present = {family.name for family, text in zip(TARGET_FAMILIES, columns, strict=True) if text}
+    assert present == {"smtp_target_info", "smtp_target_interval_seconds"}
+
+
+_label_text = st.text(st.characters(codec="utf-8"), max_size=60)
+
+
+@given(name=_label_text, label_value=_label_text)
+def test_rendered_blocks_parse_back_to_the_same_values(name: str, label_value: str) -> None:
+    state = _State(_target(name or "t", (("site", label_value),)), _failed_result())
+    text = "".join(
+        family.header() + column
+        for family, column in zip(TARGET_FAMILIES, render_target(state, target_labels(state.config)), strict=True)
+        if column
+    )
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    [success] = families["smtp_probe_success"].samples
+    assert success.labels == {"target": name or "t", "site": label_value}
+    assert success.value == 0
+    [info] = families["smtp_target_info"].samples
+    assert info.labels["server_name"] == "mx.example.net"
