@@ -52,7 +52,10 @@ def test_postures_show_what_the_demo_says_they_show(demo: DemoProcess) -> None:
 
 def test_the_demo_populates_every_metric_family(demo: DemoProcess) -> None:
     names = {name for name, _, _ in demo.scrape().samples}
-    assert {family.name for family in TARGET_FAMILIES} - names == set()
+    # DANE needs a DNSSEC-signed zone and a validating resolver, which the demo
+    # does not run (tests/test_dane.py populates those families).
+    dane = {family.name for family in TARGET_FAMILIES if family.name.startswith("smtp_dane_")}
+    assert {family.name for family in TARGET_FAMILIES} - dane - names == set()
     assert {"smtp_exporter_build_info", "smtp_exporter_scheduler_lag_seconds_bucket"} <= names
 
 

@@ -34,7 +34,7 @@ from exporter.config.model import (
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
-from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver
+from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver, resolver_or_none
 from exporter.probe.domain import DomainProbe, probe_domain
 from exporter.probe.report import human_report, result_document
 from exporter.probe.run import run_probe
@@ -110,7 +110,9 @@ def main(argv: Sequence[str]) -> int:
     except crypto.Error as exc:
         print(f"smtp-tls-exporter check: error: OpenSSL cannot load {spec.ca_file}: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    result = event_loop.run(run_probe(spec, tls_client, send_due=spec.send is not None))
+    # DANE through the system resolver, which must validate (README, "DANE for SMTP").
+    resolver = resolver_or_none(DnsSettings())
+    result = event_loop.run(run_probe(spec, tls_client, send_due=spec.send is not None, resolver=resolver))
     now = time.time()
     if arguments.json:
         print(json.dumps(result_document(spec, result, now=now), indent=2))

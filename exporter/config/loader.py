@@ -25,6 +25,7 @@ from exporter.config.model import (
     AuthMechanism,
     Config,
     ConfigProblem,
+    DaneMode,
     DomainEntry,
     HostAddressesEntry,
     ProbeAllowRule,
@@ -57,6 +58,7 @@ class ConfigError(ValueError):
 # Options a target may set and `defaults:` may give to every target.
 _OPTION_KEYS = (
     "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
+    "dane",
 )  # fmt: skip
 _MODULE_KEYS = (
     "tls",
@@ -69,6 +71,7 @@ _MODULE_KEYS = (
     "allow_plaintext_auth",
     "mx",
     "max_mx",
+    "dane",
 )
 # What /probe may reach when an allow-list entry names no ports: the SMTP ones.
 DEFAULT_PROBE_PORTS = (25, 465, 587)
@@ -80,7 +83,7 @@ _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "d
 # messages: those belong to a submission server, not to every MX of a domain.
 _DOMAIN_KEYS = (
     "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
-    "ca_file", "labels", "timeout",
+    "ca_file", "labels", "timeout", "dane",
 )  # fmt: skip
 _DNS_KEYS = ("nameservers", "timeout")
 _TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
@@ -98,6 +101,7 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "ca_file": None,
     "address_family": "any",
     "allow_plaintext_auth": False,
+    "dane": "auto",
 }
 
 
@@ -382,6 +386,7 @@ class _Reader:
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
         allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        dane = self._choice(*option("dane"), DaneMode)
         if (
             self.problems_seen > problems_before
             or tls is None
@@ -389,9 +394,10 @@ class _Reader:
             or ehlo_name is None
             or family is None
             or allow_plaintext_auth is None
+            or dane is None
         ):
             return None
-        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth, dane)
 
     def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
         if raw is None:

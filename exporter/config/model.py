@@ -50,6 +50,14 @@ class AddressSelection(enum.StrEnum):
     ALL = "all"
 
 
+class DaneMode(enum.StrEnum):
+    """Whether DANE (RFC 7672) is checked: where a secure TLSA exists, always, or never."""
+
+    AUTO = "auto"
+    REQUIRED = "required"
+    OFF = "off"
+
+
 class AuthMechanism(enum.StrEnum):
     PLAIN = "PLAIN"
     LOGIN = "LOGIN"
@@ -91,6 +99,7 @@ class ProbeOptions:
     # Credentials go only over verified TLS (trusted chain, matching name)
     # unless this is set.
     allow_plaintext_auth: bool = False
+    dane: DaneMode = DaneMode.AUTO
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class ProbeSpec:
     # Connect to this address only, not to what ``host`` resolves to: one
     # (MX host, address) pair of a domain. SNI and the name check stay ``server_name``.
     connect_address: str | None = None
+    dane: DaneMode = DaneMode.AUTO
 
     @property
     def endpoint(self) -> str:
@@ -145,6 +155,7 @@ def probe_spec(
         allow_plaintext_auth=options.allow_plaintext_auth,
         send=send,
         connect_address=connect_address,
+        dane=options.dane,
     )
 
 
@@ -233,6 +244,7 @@ class ProbeModule:
             address_family=self.options.address_family,
             auth=self.options.auth,
             allow_plaintext_auth=self.options.allow_plaintext_auth,
+            dane=self.options.dane,
         )
         return probe_spec(host, port, options, server_name=self.server_name)
 
@@ -282,6 +294,7 @@ class Config:
     domains: tuple[DomainEntry, ...] = ()
     # Host targets with `addresses: all`: expanded through DNS at run time.
     host_addresses: tuple[HostAddressesEntry, ...] = ()
+    # The resolver every DNS lookup of the exporter (MX, A/AAAA, TLSA) goes through.
     dns: DnsSettings = field(default_factory=DnsSettings)
     # Things that work but deserve attention, such as a literal password.
     warnings: tuple[ConfigProblem, ...] = ()

@@ -143,6 +143,35 @@ TARGET_FAMILIES = (
         ("rating",),
     ),
     Family(
+        "smtp_dane_status_info",
+        _gauge,
+        f"DANE (RFC 7672) verdict: pass, fail, no_tlsa, insecure, unusable or dns_error, {_LAST}.",
+        ("status",),
+    ),
+    Family("smtp_dane_match", _gauge, f"1 if a usable TLSA record matched the presented chain, {_LAST}."),
+    Family(
+        "smtp_dane_tlsa_records",
+        _gauge,
+        f"TLSA records of each kind, when the lookup was DNSSEC-secure, {_LAST}.",
+        ("usage", "selector", "matching_type"),
+    ),
+    Family(
+        "smtp_dane_match_info",
+        _gauge,
+        f"1 for each TLSA record kind that matched and the chain depth it matched at, {_LAST}.",
+        ("usage", "selector", "matching_type", "depth"),
+    ),
+    Family(
+        "smtp_dane_rollover_ready",
+        _gauge,
+        f"1 if at least two usable TLSA records are published (a key change keeps one matching), {_LAST}.",
+    ),
+    Family(
+        "smtp_dane_renewal_safe",
+        _gauge,
+        f"0 when every matching TLSA record pins a whole certificate (selector 0), {_LAST}.",
+    ),
+    Family(
         "smtp_auth_mechanism_offered",
         _gauge,
         f"1 for each AUTH mechanism offered (after TLS where TLS is used), {_LAST}.",

@@ -16,6 +16,7 @@ from typing import Protocol
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config.model import ProbeSpec, ScheduledTarget
+from exporter.dane.verdict import DaneStatus, DaneVerdict
 from exporter.dns.mail_domain import DomainExpansion
 from exporter.metrics.families import (
     DOMAIN_FAMILIES,
@@ -284,6 +285,8 @@ def _put_result(out: _Columns, result: ProbeResult) -> None:
         out.put("smtp_tls_handshake_success", result.tls_handshake_succeeded)
     if result.tls is not None:
         _put_tls_session(out, result.tls)
+    if result.dane is not None:
+        _put_dane(out, result.dane)
     ehlo = result.effective_ehlo
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
@@ -341,6 +344,21 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
     weakest = chain_weakest_rating(tls.chain)
     if weakest is not None:
         out.put("smtp_cert_chain_weakest_rating_info", 1, (weakest.value,))
+
+
+def _put_dane(out: _Columns, dane: DaneVerdict) -> None:
+    out.put("smtp_dane_status_info", 1, (dane.status.value,))
+    if dane.lookup.secure:
+        for kind, count in dane.records_by_kind().items():
+            out.put("smtp_dane_tlsa_records", count, tuple(str(part) for part in kind))
+    if not dane.applies:
+        return
+    out.put("smtp_dane_match", dane.status is DaneStatus.PASS)
+    for match in dane.matches:
+        out.put("smtp_dane_match_info", 1, (*(str(part) for part in match.kind), str(match.depth)))
+    out.put("smtp_dane_rollover_ready", dane.rollover_ready)
+    if dane.matches:
+        out.put("smtp_dane_renewal_safe", dane.renewal_safe)
 
 
 def _expiry_days(blocks: Iterable[_Block], now: float) -> str:

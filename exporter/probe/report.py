@@ -10,6 +10,7 @@ import datetime
 from typing import Any
 
 from exporter.config.model import ProbeSpec, TlsMode
+from exporter.dane.verdict import DaneStatus, DaneVerdict, association_data
 from exporter.probe.result import ProbeResult
 from exporter.probe.transcript import printable
 from exporter.smtp.ehlo import EhloCapabilities
@@ -79,6 +80,8 @@ def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bo
         lines.append(style.dim(text) if line.direction == "*" else text)
     if result.tls is not None:
         lines += ["", *_tls_section(spec, result.tls, now, style)]
+    if result.dane is not None:
+        lines += ["", *_dane_section(result.dane, result.tls, style)]
     if result.effective_ehlo is not None:
         lines += ["", *_capabilities_section(result.effective_ehlo)]
     if result.auth is not None and spec.auth is not None:
@@ -95,6 +98,33 @@ def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bo
     verdict = verdict_line(spec, result, now)
     lines.append(style.good(verdict) if result.success else style.bad(verdict))
     return "\n".join(lines) + "\n"
+
+
+def _dane_section(dane: DaneVerdict, tls: TlsSession | None, style: _Style) -> list[str]:
+    """TLSA records, their DNSSEC status and the match, in posttls-finger's words; records to publish."""
+    lookup = dane.lookup
+    dnssec = "DNSSEC-secure" if lookup.secure else "not secure"
+    lines = [
+        style.heading(f"DANE (RFC 7672): {dane.status.value}"),
+        f"  {lookup.query_name or '(no lookup)'}: {dnssec}",
+    ]
+    for record in lookup.records:
+        usable = "" if record.usable else "  (unusable for SMTP)"
+        lines.append(f"  TLSA {record.text()}{usable}")
+    for match in dane.matches:
+        lines.append(style.good(f"  {match.describe()}"))
+    if dane.detail and not dane.matches:
+        lines.append((style.bad if dane.status in (DaneStatus.FAIL, DaneStatus.DNS_ERROR) else str)(f"  {dane.detail}"))
+    if dane.applies:
+        lines.append(f"  rollover ready: {'yes' if dane.rollover_ready else 'no (publish two usable records)'}")
+    leaf = tls.leaf if tls is not None else None
+    if leaf is not None and leaf.der:
+        lines.append("  Records for the presented leaf (publish the first, keep the next key's beside it):")
+        for selector, matching_type in ((1, 1), (1, 2), (0, 1), (0, 2)):
+            data = association_data(leaf.der, selector, matching_type)
+            if data is not None:
+                lines.append(f"    3 {selector} {matching_type} {data.hex()}")
+    return lines
 
 
 def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) -> list[str]:

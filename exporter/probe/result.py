@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from exporter.dane.verdict import DaneVerdict
 from exporter.smtp.ehlo import EhloCapabilities
 from exporter.smtp.reply import SmtpReply
 from exporter.tls.session import TlsSession
@@ -51,6 +52,12 @@ class Reason(enum.StrEnum):
     MAIL_FROM_REJECTED = "mail_from_rejected"
     RCPT_REJECTED = "rcpt_rejected"
     DATA_REJECTED = "data_rejected"
+    # DANE (RFC 7672): the chain matches no usable TLSA record.
+    DANE_MISMATCH = "dane_mismatch"
+    # The TLSA lookup (or the host's address lookup before it) was bogus, SERVFAIL or timed out.
+    DANE_LOOKUP_FAILED = "dane_lookup_failed"
+    # ``dane: required`` and no secure, usable TLSA set.
+    DANE_REQUIRED = "dane_required"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -112,6 +119,8 @@ class ProbeResult:
     auth: AuthOutcome | None = None
     # None unless a test message was due and the probe got as far as sending it.
     send: SendOutcome | None = None
+    # None when DANE was not checked (``dane: off``, ``tls: none``, no resolver).
+    dane: DaneVerdict | None = None
     transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
 
     @property

@@ -15,8 +15,11 @@ import ssl
 import time
 from collections.abc import Iterator
 
-from exporter.config.model import AuthConfig, ProbeSpec, SendConfig, TlsMode
+from exporter.config.model import AuthConfig, DaneMode, ProbeSpec, SendConfig, TlsMode
 from exporter.config.values import format_endpoint
+from exporter.dane.tlsa import TlsaLookup, lookup_tlsa
+from exporter.dane.verdict import DaneStatus, DaneVerdict, dane_verdict
+from exporter.dns.resolver import DnsResolver
 from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection
 from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome
 from exporter.probe.transcript import Transcript
@@ -42,14 +45,19 @@ async def run_probe(
     name: str | None = None,
     send_due: bool = False,
     keep_transcript: bool = True,
+    resolver: DnsResolver | None = None,
 ) -> ProbeResult:
     """Probe ``spec`` once; with ``send_due``, also send its test message.
 
     ``name`` is the target's name for logs and the test message (default: host:port).
+    With a ``resolver`` (a validating one), DANE is checked as ``spec.dane`` says.
     """
     run = _ProbeRun(spec, tls_client, name or spec.endpoint, send_due=send_due, keep_transcript=keep_transcript)
     try:
         async with asyncio.timeout_at(run.deadline):
+            if resolver is not None and spec.dane is not DaneMode.OFF and spec.tls is not TlsMode.NONE:
+                # The TLSA lookup runs while we connect; the handshake's chain waits for it.
+                run.tlsa = asyncio.ensure_future(lookup_tlsa(resolver, spec.host, spec.port))
             await _converse(run)
     except _Abort as abort:
         run.fail(abort.reason, abort.detail)
@@ -73,6 +81,18 @@ async def run_probe(
     finally:
         if run.connection is not None:
             run.connection.close()
+    if run.tlsa is not None:
+        # A conversation cut short (no STARTTLS, a failed handshake) still gets DANE's verdict.
+        try:
+            async with asyncio.timeout_at(run.deadline):
+                await _judge_dane(run)
+        except TimeoutError:
+            run.tlsa.cancel()
+            if not any(failure.reason is Reason.TIMEOUT for failure in run.failures):
+                run.fail(Reason.TIMEOUT, "the TLSA lookup did not finish within the timeout", Phase.TLS_HANDSHAKE)
+        except Exception as exc:  # a bug of ours, as above
+            log.exception("DANE check of target %s failed unexpectedly", run.name)
+            run.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__} (see the exporter log)")
     return run.result()
 
 
@@ -111,6 +131,10 @@ class _ProbeRun:
         self.ehlo_after_tls: EhloCapabilities | None = None
         self.auth: AuthOutcome | None = None
         self.send: SendOutcome | None = None
+        self.tlsa: asyncio.Future[TlsaLookup] | None = None
+        self.dane: DaneVerdict | None = None
+        # Certificate failures held back until DANE decides whether they count.
+        self.pkix_failures: list[Failure] = []
 
     @contextlib.contextmanager
     def phase(self, phase: Phase) -> Iterator[None]:
@@ -146,6 +170,7 @@ class _ProbeRun:
             ehlo_after_tls=self.ehlo_after_tls,
             auth=self.auth,
             send=self.send,
+            dane=self.dane,
             transcript=self.transcript.lines(),
         )
 
@@ -201,7 +226,9 @@ async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabi
 
 async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthConfig) -> None:
     over_tls = run.tls is not None
-    verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    pkix_verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    dane_verified = run.dane is not None and run.dane.status is DaneStatus.PASS
+    verified = dane_verified if run.dane is not None and run.dane.applies else pkix_verified
     if not verified and not run.spec.allow_plaintext_auth:
         # Credentials sent every minute to whoever answers would be a gift to
         # anyone in the path: they go only where a mail client would send them.
@@ -299,8 +326,41 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         ssl_object, server_name=spec.server_name, trust_store=run.tls_client.trust_store
     )
     run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
-    for failure in certificate_failures(session, server_name=spec.server_name, now=time.time()):
-        run.fail(failure.reason, failure.detail, phase=failure.phase)
+    failures = certificate_failures(session, server_name=spec.server_name, now=time.time())
+    if run.tlsa is None:
+        for failure in failures:
+            run.fail(failure.reason, failure.detail, phase=failure.phase)
+        return
+    run.pkix_failures = failures
+    await _judge_dane(run)
+
+
+async def _judge_dane(run: _ProbeRun) -> None:
+    """DANE's verdict, once: after the handshake, or at the end when no TLS session came about.
+
+    RFC 7672 section 3: with a secure, usable TLSA set DANE alone authenticates
+    the server, so the PKIX (trust, hostname, dates) failures do not count then.
+    """
+    if run.tlsa is None or run.dane is not None:
+        return
+    lookup = await run.tlsa
+    spec = run.spec
+    chain = [certificate.der for certificate in run.tls.chain] if run.tls is not None else None
+    names = tuple(dict.fromkeys((spec.server_name, spec.host, lookup.base_name)))
+    run.dane = verdict = dane_verdict(lookup, chain, reference_names=names, now=time.time())
+    run.transcript.event(f"DANE: {verdict.status.value}" + (f": {verdict.detail}" if verdict.detail else ""))
+    if not verdict.applies:
+        for failure in run.pkix_failures:
+            run.fail(failure.reason, failure.detail, phase=failure.phase)
+    run.pkix_failures = []
+    phase = Phase.TLS_HANDSHAKE
+    if verdict.status is DaneStatus.DNS_ERROR:
+        run.fail(Reason.DANE_LOOKUP_FAILED, verdict.detail, phase=phase)
+    elif verdict.status is DaneStatus.FAIL and chain:
+        # Without a chain, the failure to get TLS (no STARTTLS, a failed handshake) is already reported.
+        run.fail(Reason.DANE_MISMATCH, verdict.detail, phase=phase)
+    elif spec.dane is DaneMode.REQUIRED and not verdict.applies:
+        run.fail(Reason.DANE_REQUIRED, f"no secure, usable TLSA set at {lookup.query_name}: {verdict.detail}", phase)
 
 
 async def _quit(run: _ProbeRun, connection: SmtpConnection) -> None:
