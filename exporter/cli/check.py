@@ -70,7 +70,7 @@ def main(argv: Sequence[str]) -> int:
     arguments = parser.parse_args(argv)
     try:
         spec = spec_from_arguments(arguments)
-        tls_client = TlsClients().for_ca_file(spec.ca_file)
+        tls_client = TlsClients().for_spec(spec)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)

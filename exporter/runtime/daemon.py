@@ -38,7 +38,7 @@ def load_runtime(path: Path) -> tuple[Config, TlsClients]:
     config = load_config(path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    return config, TlsClients(config.ca_files())
+    return config, TlsClients(config.tls_client_keys())
 
 
 class Daemon:
@@ -128,7 +128,7 @@ class Daemon:
     async def _probe(self, target: ScheduledTarget) -> ProbeResult:
         return await run_probe(
             target.spec,
-            self._tls_clients.for_ca_file(target.spec.ca_file),
+            self._tls_clients.for_spec(target.spec),
             name=target.name,
             send_due=self._send_due(target),
             keep_transcript=False,

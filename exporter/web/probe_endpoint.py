@@ -68,7 +68,7 @@ async def probe_on_demand(
         return ProbeResponse(
             403, f"{spec.host}:{spec.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
         )
-    result = await run_probe(spec, tls_clients.for_ca_file(spec.ca_file))
+    result = await run_probe(spec, tls_clients.for_spec(spec))
     now = time.time()
     metrics = render_probe(spec, result, now)
     if query.get("debug", "").lower() in ("true", "1", "yes"):
