@@ -20,11 +20,21 @@ from pathlib import Path
 from OpenSSL import crypto
 
 from exporter.cli import event_loop
-from exporter.config.model import AuthConfig, AuthMechanism, ProbeOptions, ProbeSpec, SendConfig, TlsMode, probe_spec
+from exporter.config.model import (
+    AuthConfig,
+    AuthMechanism,
+    ClientCertificate,
+    ProbeOptions,
+    ProbeSpec,
+    SendConfig,
+    TlsMode,
+    probe_spec,
+)
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
 from exporter.probe.report import human_report, result_document
 from exporter.probe.run import run_probe
+from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
 from exporter.tls.context import TlsClients
 
 USAGE_ERROR = 2
@@ -45,6 +55,8 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], default="starttls")
     parser.add_argument("--server-name", help="SNI and the name the certificate must match (default: HOST)")
     parser.add_argument("--ca-file", type=Path, help="trust only the CAs in this PEM file (default: system store)")
+    parser.add_argument("--client-cert-file", type=Path, help="a PEM client certificate to present when asked")
+    parser.add_argument("--client-key-file", type=Path, help="its unencrypted PEM private key")
     parser.add_argument("--ehlo-name", default=socket.gethostname(), help="name to send in EHLO")
     parser.add_argument("--user", help="authenticate as USER")
     secret = parser.add_mutually_exclusive_group()
@@ -110,8 +122,21 @@ def spec_from_arguments(arguments: argparse.Namespace) -> ProbeSpec:
         ca_file=arguments.ca_file,
         auth=_auth(arguments),
         allow_plaintext_auth=arguments.allow_plaintext_auth,
+        client_certificate=_client_certificate(arguments),
     )
     return probe_spec(host, port, options, server_name=arguments.server_name, send=_send(arguments))
+
+
+def _client_certificate(arguments: argparse.Namespace) -> ClientCertificate | None:
+    cert_file, key_file = arguments.client_cert_file, arguments.client_key_file
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise UsageError("--client-cert-file and --client-key-file go together")
+    try:
+        return load_client_certificate(cert_file, key_file)
+    except ClientCertificateProblem as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _auth(arguments: argparse.Namespace) -> AuthConfig | None:

@@ -399,8 +399,9 @@ class _Reader:
         if cert_raw is None and key_raw is None:
             return None
         if cert_raw is None or key_raw is None:
-            given, missing = ("client_cert_file", key_path) if key_raw is None else ("client_key_file", cert_path)
-            self.problem(missing, f"is required with {given} (a client certificate needs both files)")
+            # Located where the one given is: the missing one has no line.
+            given, missing = (cert_path, "client_key_file") if key_raw is None else (key_path, "client_cert_file")
+            self.problem(given, f"needs {missing} too (a client certificate is both files or neither)")
             return None
         cert_text, key_text = self._string(cert_raw, cert_path), self._string(key_raw, key_path)
         if cert_text is None or key_text is None:
