@@ -25,6 +25,9 @@ def test_postures_show_what_the_demo_says_they_show(demo: DemoProcess) -> None:
     assert scrape.value("smtp_send_success", target="healthy") == 1
     assert scrape.value("smtp_cert_trusted", target="healthy") == 1
     assert scrape.value("smtp_starttls_offered", target="healthy") == 1
+    assert scrape.value("smtp_tls_client_certificate_requested", target="healthy") == 1
+    assert scrape.value("smtp_tls_client_certificate_accepted", target="healthy") == 1
+    assert scrape.value("smtp_tls_client_cert_not_after_timestamp_seconds", target="healthy") is not None
     assert scrape.value("smtp_probe_success", target="implicit-tls") == 1
     assert scrape.find("smtp_target_info", target="implicit-tls")[0][0]["tls"] == "implicit"
     soon = scrape.value("smtp_cert_expiry_days", target="expires-in-14-days")

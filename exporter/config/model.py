@@ -8,6 +8,7 @@ carry.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fnmatch
 import ipaddress
@@ -87,6 +88,20 @@ class SendConfig:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """The certificate we present when a server asks for one, checked at load.
+
+    Only the file names and the expiry are kept; OpenSSL reads the key from
+    its file when the handshake context is built, once per configuration.
+    """
+
+    cert_file: Path
+    key_file: Path
+    # The certificate's notAfter (Unix time), read at load and on reload.
+    not_after: float
+
+
+@dataclass(frozen=True)
 class ProbeOptions:
     """How to probe, shared by targets, ``defaults`` and /probe modules."""
 
@@ -100,6 +115,7 @@ class ProbeOptions:
     # unless this is set.
     allow_plaintext_auth: bool = False
     dane: DaneMode = DaneMode.AUTO
+    client_certificate: ClientCertificate | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class ProbeSpec:
     # (MX host, address) pair of a domain. SNI and the name check stay ``server_name``.
     connect_address: str | None = None
     dane: DaneMode = DaneMode.AUTO
+    # Presented when the server asks (a CertificateRequest); None: we send none.
+    client_certificate: ClientCertificate | None = None
 
     @property
     def endpoint(self) -> str:
@@ -156,6 +174,7 @@ def probe_spec(
         send=send,
         connect_address=connect_address,
         dane=options.dane,
+        client_certificate=options.client_certificate,
     )
 
 
@@ -236,16 +255,7 @@ class ProbeModule:
     max_mx: int = 10
 
     def spec_for(self, host: str, port: int | None, *, timeout: float) -> ProbeSpec:
-        options = ProbeOptions(
-            tls=self.options.tls,
-            timeout=timeout,
-            ehlo_name=self.options.ehlo_name,
-            ca_file=self.options.ca_file,
-            address_family=self.options.address_family,
-            auth=self.options.auth,
-            allow_plaintext_auth=self.options.allow_plaintext_auth,
-            dane=self.options.dane,
-        )
+        options = dataclasses.replace(self.options, timeout=timeout)
         return probe_spec(host, port, options, server_name=self.server_name)
 
 
@@ -287,6 +297,11 @@ class ConfigProblem:
         return f"{self.source}:{self.line}: {self.key_path}: {self.message}"
 
 
+# What a probe's TLS client depends on: the CA file (None: the system store)
+# and the client certificate it presents (None: none).
+TlsClientKey = tuple[Path | None, ClientCertificate | None]
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path
@@ -305,11 +320,11 @@ class Config:
     def probe_allowed(self, host: str, port: int) -> bool:
         return any(rule.allows(host, port) for rule in self.probe_allow)
 
-    def ca_files(self) -> set[Path | None]:
-        """Every CA file a probe of this config may need (None: the system store)."""
+    def tls_client_keys(self) -> set[TlsClientKey]:
+        """Every (CA file, client certificate) pair a probe of this config may need."""
         return (
-            {target.spec.ca_file for target in self.targets}
-            | {entry.target.spec.ca_file for entry in self.host_addresses}
-            | {domain.options.ca_file for domain in self.domains}
-            | {module.options.ca_file for module in self.modules.values()}
+            {(target.spec.ca_file, target.spec.client_certificate) for target in self.targets}
+            | {(entry.target.spec.ca_file, entry.target.spec.client_certificate) for entry in self.host_addresses}
+            | {(domain.options.ca_file, domain.options.client_certificate) for domain in self.domains}
+            | {(module.options.ca_file, module.options.client_certificate) for module in self.modules.values()}
         )

@@ -99,6 +99,16 @@ TARGET_FAMILIES = (
         _gauge,
         f"1 if the server asked for a client certificate (CertificateRequest), {_LAST}.",
     ),
+    Family(
+        "smtp_tls_client_certificate_accepted",
+        _gauge,
+        f"1 if the server went on after asking for our configured client certificate, 0 if it refused it, {_LAST}.",
+    ),
+    Family(
+        "smtp_tls_client_cert_not_after_timestamp_seconds",
+        _gauge,
+        "notAfter of the client certificate the target is configured to present (read at config load).",
+    ),
     Family("smtp_cert_not_before_timestamp_seconds", _gauge, f"Leaf certificate notBefore, {_LAST}."),
     Family("smtp_cert_not_after_timestamp_seconds", _gauge, f"Leaf certificate notAfter, {_LAST}."),
     Family(

@@ -269,6 +269,10 @@ class _Columns:
 
 def _put_spec(out: _Columns, spec: ProbeSpec) -> None:
     out.put("smtp_target_info", 1, (spec.host, str(spec.port), spec.tls.value, spec.server_name))
+    # A fact of the config, not of a probe: there before the first probe, and
+    # whether or not the server is reachable, so its expiry alert never waits.
+    if spec.client_certificate is not None:
+        out.put("smtp_tls_client_cert_not_after_timestamp_seconds", spec.client_certificate.not_after)
 
 
 def _put_result(out: _Columns, result: ProbeResult) -> None:
@@ -287,6 +291,14 @@ def _put_result(out: _Columns, result: ProbeResult) -> None:
         _put_tls_session(out, result.tls)
     if result.dane is not None:
         _put_dane(out, result.dane)
+    client_certificate = result.client_certificate
+    if client_certificate is not None:
+        if result.tls is None or result.tls.handshake is None:
+            # A handshake that failed after the server's CertificateRequest:
+            # the session is gone, the request was recorded.
+            out.put("smtp_tls_client_certificate_requested", client_certificate.requested)
+        if client_certificate.requested and client_certificate.accepted is not None:
+            out.put("smtp_tls_client_certificate_accepted", client_certificate.accepted)
     ehlo = result.effective_ehlo
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):

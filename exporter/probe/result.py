@@ -43,6 +43,7 @@ class Reason(enum.StrEnum):
     CERT_EXPIRED = "cert_expired"
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     HOSTNAME_MISMATCH = "hostname_mismatch"
+    CLIENT_CERT_REJECTED = "client_cert_rejected"
     PROTOCOL_ERROR = "protocol_error"
     AUTH_FAILED = "auth_failed"
     AUTH_TEMPORARY_FAILURE = "auth_temporary_failure"
@@ -89,6 +90,21 @@ class SendOutcome:
 
 
 @dataclass(frozen=True)
+class ClientCertificateOutcome:
+    """What became of our configured client certificate in this probe."""
+
+    # The server sent a CertificateRequest.
+    requested: bool
+    # Our Certificate message carried a certificate.
+    sent: bool
+    # True: the server went on after the handshake (its next reply came);
+    # False: it refused (an alert in or right after the handshake, or a 421
+    # as its first reply); None: not requested, or no verdict before the
+    # probe ended (a close without an alert, a timeout).
+    accepted: bool | None
+
+
+@dataclass(frozen=True)
 class TranscriptLine:
     """One line of the conversation: ``C`` client, ``S`` server, ``*`` an event."""
 
@@ -121,6 +137,8 @@ class ProbeResult:
     send: SendOutcome | None = None
     # None when DANE was not checked (``dane: off``, ``tls: none``, no resolver).
     dane: DaneVerdict | None = None
+    # None unless the target has a client certificate and a handshake was attempted.
+    client_certificate: ClientCertificateOutcome | None = None
     transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
 
     @property

@@ -13,15 +13,23 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 from exporter.config.model import AuthConfig, DaneMode, ProbeSpec, SendConfig, TlsMode
 from exporter.config.values import format_endpoint
 from exporter.dane.tlsa import TlsaLookup, lookup_tlsa
 from exporter.dane.verdict import DaneStatus, DaneVerdict, dane_verdict
 from exporter.dns.resolver import DnsResolver
-from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection
-from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome
+from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, received_alert
+from exporter.probe.result import (
+    AuthOutcome,
+    ClientCertificateOutcome,
+    Failure,
+    Phase,
+    ProbeResult,
+    Reason,
+    SendOutcome,
+)
 from exporter.probe.transcript import Transcript
 from exporter.smtp.auth import authenticate, choose_mechanism
 from exporter.smtp.ehlo import EhloCapabilities, parse_ehlo
@@ -29,6 +37,8 @@ from exporter.smtp.message import build_message
 from exporter.smtp.reply import ReplyError, SmtpReply
 from exporter.smtp.status import SmtpStatus
 from exporter.tls.context import TlsClient
+from exporter.tls.handshake import handshake_facts
+from exporter.tls.private_api import handshake_recorder
 from exporter.tls.session import TlsSession, describe_session
 from exporter.tls.verdicts import certificate_failures
 
@@ -60,7 +70,7 @@ async def run_probe(
                 run.tlsa = asyncio.ensure_future(lookup_tlsa(resolver, spec.host, spec.port))
             await _converse(run)
     except _Abort as abort:
-        run.fail(abort.reason, abort.detail)
+        run.fail(abort.reason, abort.detail, phase=abort.phase)
     except TimeoutError:
         run.fail(Reason.TIMEOUT, f"no complete answer within the {spec.timeout:g}s timeout")
     except DnsError as exc:
@@ -99,10 +109,12 @@ async def run_probe(
 class _Abort(Exception):
     """Ends the conversation with a failure the probe understands."""
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", *, phase: Phase | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        # None: the phase that was running.
+        self.phase = phase
 
 
 class _ProbeRun:
@@ -135,6 +147,7 @@ class _ProbeRun:
         self.dane: DaneVerdict | None = None
         # Certificate failures held back until DANE decides whether they count.
         self.pkix_failures: list[Failure] = []
+        self.client_certificate: ClientCertificateOutcome | None = None
 
     @contextlib.contextmanager
     def phase(self, phase: Phase) -> Iterator[None]:
@@ -171,6 +184,7 @@ class _ProbeRun:
             auth=self.auth,
             send=self.send,
             dane=self.dane,
+            client_certificate=self.client_certificate,
             transcript=self.transcript.lines(),
         )
 
@@ -191,7 +205,7 @@ async def _converse(run: _ProbeRun) -> None:
         await _handshake(run, connection)
 
     with run.phase(Phase.BANNER):
-        run.banner = banner = await connection.read_reply()
+        run.banner = banner = await _first_reply_after_handshake(run, connection, connection.read_reply())
     if banner.code != SmtpStatus.READY:
         raise _Abort(Reason.BANNER_REJECTED, str(banner))
 
@@ -304,7 +318,7 @@ async def _mail_transaction(
 
 async def _ehlo(run: _ProbeRun, connection: SmtpConnection) -> EhloCapabilities:
     with run.phase(Phase.EHLO):
-        reply = await connection.command(f"EHLO {run.spec.ehlo_name}")
+        reply = await _first_reply_after_handshake(run, connection, connection.command(f"EHLO {run.spec.ehlo_name}"))
     if reply.code != SmtpStatus.COMPLETED:
         raise _Abort(Reason.EHLO_REJECTED, str(reply))
     return parse_ehlo(reply)
@@ -317,8 +331,10 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         try:
             ssl_object = await connection.start_tls(run.tls_client.handshake_context, spec.server_name)
         except ssl.SSLError as exc:
+            _client_certificate_refused_in_handshake(run, connection, exc)
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, exc.reason or str(exc)) from exc
         except (ConnectionError, OSError) as exc:
+            _client_certificate_refused_in_handshake(run, connection, exc)
             detail = "connection lost during the TLS handshake" + (f": {exc}" if str(exc) else "")
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, detail) from exc
     run.tls_handshake_succeeded = True
@@ -326,6 +342,12 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         ssl_object, server_name=spec.server_name, trust_store=run.tls_client.trust_store
     )
     run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
+    if spec.client_certificate is not None and session.handshake is not None:
+        facts = session.handshake
+        # Asked for, the verdict is still open: it shows in the next reply.
+        run.client_certificate = ClientCertificateOutcome(
+            requested=facts.client_certificate_requested, sent=facts.client_certificate_sent, accepted=None
+        )
     failures = certificate_failures(session, server_name=spec.server_name, now=time.time())
     if run.tlsa is None:
         for failure in failures:
@@ -361,6 +383,71 @@ async def _judge_dane(run: _ProbeRun) -> None:
         run.fail(Reason.DANE_MISMATCH, verdict.detail, phase=phase)
     elif spec.dane is DaneMode.REQUIRED and not verdict.applies:
         run.fail(Reason.DANE_REQUIRED, f"no secure, usable TLSA set at {lookup.query_name}: {verdict.detail}", phase)
+
+
+def _client_certificate_refused_in_handshake(run: _ProbeRun, connection: SmtpConnection, error: Exception) -> None:
+    """In TLS 1.2 the server judges our certificate before its Finished: an alert then is its verdict.
+
+    Raises _Abort(CLIENT_CERT_REJECTED) when a server that asked for our
+    certificate ended the handshake with an alert; returns otherwise.
+    """
+    tls_object = connection.tls_object
+    recorder = handshake_recorder(tls_object) if tls_object is not None else None
+    if run.spec.client_certificate is None or recorder is None:
+        return
+    facts = handshake_facts(recorder, kea="", leaf_key_type="unknown")
+    alert = received_alert(error)
+    requested, sent = facts.client_certificate_requested, facts.client_certificate_sent
+    run.client_certificate = ClientCertificateOutcome(requested, sent, accepted=None)
+    if requested and alert is not None:
+        run.client_certificate = ClientCertificateOutcome(requested, sent, accepted=False)
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server refused our client certificate in the handshake: TLS alert {_alert_text(alert)}",
+            phase=Phase.TLS_HANDSHAKE,
+        ) from error
+
+
+async def _first_reply_after_handshake(
+    run: _ProbeRun, connection: SmtpConnection, exchange: Awaitable[SmtpReply]
+) -> SmtpReply:
+    """The server's first reply over TLS: where its verdict on our client certificate shows.
+
+    In TLS 1.3 our Certificate goes out after the server's Finished (RFC 8446
+    section 4.4), so our handshake ends before the server has judged it; a
+    server that refuses it sends an alert, which arrives in place of this
+    reply. Postfix (smtpd_tls_req_ccert) completes the handshake in both
+    versions and answers an untrusted or missing certificate with a 421.
+    """
+    outcome = run.client_certificate
+    if outcome is None or not outcome.requested or outcome.accepted is not None:
+        return await exchange
+    try:
+        reply = await exchange
+    except ConnectionClosed as exc:
+        alert = connection.received_alert
+        if alert is None:
+            raise  # a close without a word is no verdict on the certificate
+        run.client_certificate = ClientCertificateOutcome(outcome.requested, outcome.sent, accepted=False)
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server refused our client certificate after the handshake: TLS alert {_alert_text(alert)}",
+            phase=Phase.TLS_HANDSHAKE,
+        ) from exc
+    accepted = reply.code != SmtpStatus.SERVICE_NOT_AVAILABLE
+    run.client_certificate = ClientCertificateOutcome(outcome.requested, outcome.sent, accepted=accepted)
+    if not accepted:
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server ended the session after asking for our client certificate: {reply}",
+            phase=Phase.TLS_HANDSHAKE,
+        )
+    return reply
+
+
+def _alert_text(openssl_reason: str) -> str:
+    """``TLSV1_ALERT_UNKNOWN_CA`` as RFC 8446 names it, with OpenSSL's name: ``unknown_ca (TLSV1_ALERT_UNKNOWN_CA)``."""
+    return f"{openssl_reason.partition('_ALERT_')[2].lower()} ({openssl_reason})"
 
 
 async def _quit(run: _ProbeRun, connection: SmtpConnection) -> None:

@@ -41,7 +41,7 @@ def load_runtime(path: Path) -> tuple[Config, TlsClients]:
     config = load_config(path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    return config, TlsClients(config.ca_files())
+    return config, TlsClients(config.tls_client_keys())
 
 
 class Daemon:
@@ -187,7 +187,7 @@ class Daemon:
             return unresolved_result(target.unresolved, time.time())
         return await run_probe(
             target.spec,
-            self._tls_clients.for_ca_file(target.spec.ca_file),
+            self._tls_clients.for_spec(target.spec),
             name=target.name,
             send_due=self._send_due(target),
             keep_transcript=False,
