@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.demo_process import POSTURE_NAMES, DemoProcess
+from tests.support.mail_domain import MailDomainWorld, start_mail_domain_world
 from tests.support.pki import Pki
 from tests.support.servers import ScenarioServers
 
@@ -36,3 +37,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_domain(
+    pki: Pki, servers: ScenarioServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MailDomainWorld]:
+    """A signed mail domain over real nsd + unbound and an exporter following it (tests/support/mail_domain.py)."""
+    yield from start_mail_domain_world(pki, servers, tmp_path_factory.mktemp("mail-domain"))
