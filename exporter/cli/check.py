@@ -37,7 +37,7 @@ from exporter.config.values import check_ehlo_name, check_mail_address, parse_du
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
 from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver, resolver_or_none
 from exporter.probe.domain import DomainProbe, probe_domain
-from exporter.probe.report import human_report, result_document
+from exporter.probe.report import SCHEMA_VERSION, human_report, result_document
 from exporter.probe.run import run_probe
 from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
 from exporter.tls.context import TlsClients
@@ -296,15 +296,24 @@ def _preference(text: str) -> int:
 
 
 def _domain_document(probed: DomainProbe, now: float) -> dict[str, object]:
+    """The JSON form of ``check --mx`` (docs/check-mx-result.schema.json, version 1)."""
     expansion = probed.expansion
     return {
+        "schema_version": SCHEMA_VERSION,
         "domain": expansion.domain,
         "lookup_success": expansion.success,
         "reason": expansion.reason.value if expansion.reason else None,
         "implicit_mx": expansion.implicit_mx,
         "null_mx": expansion.null_mx,
+        "mx_dnssec_secure": expansion.mx_dnssec_secure,
         "mx": [
-            {"name": host.name, "preference": host.preference, "addresses": list(host.addresses)}
+            {
+                "name": host.name,
+                "preference": host.preference,
+                "addresses": list(host.addresses),
+                "addresses_dnssec_secure": host.addresses_dnssec_secure,
+                "notes": [note.value for note in host.notes],
+            }
             for host in expansion.mx_hosts
         ],
         "pairs": [

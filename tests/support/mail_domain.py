@@ -46,6 +46,9 @@ class MailDomainWorld:
     dns: DnsServers
     exporter: ExporterProcess
     port: int
+    ca_file: Path
+    # The `3 1 1 <hex>` record of the leaf both MX hosts present (computed here, not by the exporter).
+    presented_record: str
 
     def scrape(self) -> Scrape:
         return self.exporter.scrape()
@@ -95,7 +98,7 @@ def start_mail_domain_world(pki: Pki, servers: ScenarioServers, base: Path) -> I
         raise
     try:
         exporter.wait_for(_every_result_in, timeout=60)
-        yield MailDomainWorld(dns, exporter, port)
+        yield MailDomainWorld(dns, exporter, port, pki.ca_file, tlsa(3, 1, 1, presented))
     finally:
         exporter.stop()
         dns.stop()
