@@ -2,7 +2,8 @@
 
 Each posture is a master.cf service with its own ``-o`` overrides, so one
 Postfix serves them all: a default Debian setup, TLS 1.0 allowed at
-SECLEVEL=0, TLS 1.3 only, and TLS 1.2 with finite-field DHE suites only.
+SECLEVEL=0, TLS 1.3 only, TLS 1.2 with finite-field DHE suites only, and
+TLS 1.2 with the server's cipher order.
 No SASL, no delivery: the scan stops after the handshake. Standard library
 only, so the sslyze comparison in bench/ can start it from its own venv.
 """
@@ -51,6 +52,13 @@ POSTURES: dict[str, str] = {
     "dhe_only": (
         "-o smtpd_tls_protocols=>=TLSv1.2,<=TLSv1.2"
         " -o tls_medium_cipherlist=DHE+AESGCM:DHE+CHACHA20:DHE+AES"
+        " -o tls_preempt_cipherlist=yes"
+    ),
+    # A good suite and a phase-out one, the server's order enforced: passes
+    # internet.nl's cipher-order test, where the defaults fail it.
+    "ordered": (
+        "-o smtpd_tls_protocols=>=TLSv1.2,<=TLSv1.2"
+        " -o tls_medium_cipherlist=ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA"
         " -o tls_preempt_cipherlist=yes"
     ),
 }
