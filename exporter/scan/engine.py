@@ -14,9 +14,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from exporter.config.loader import AddressFamily, TlsMode
+from exporter.config.model import ProbeSpec, TlsMode
 from exporter.scan.hello import (
     FlightReader,
     HelloOffer,
@@ -55,19 +54,6 @@ DEFAULT_SCAN_TIMEOUT = 300.0
 _SMTP_READ_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ScanTarget:
-    host: str
-    port: int
-    tls: TlsMode
-    server_name: str
-    ehlo_name: str
-    # Each connection (SMTP dialogue and first flight) gets this long.
-    timeout: float
-    address_family: AddressFamily = AddressFamily.ANY
-    scan_timeout: float = DEFAULT_SCAN_TIMEOUT
-
-
 class _ScanFailed(Exception):
     def __init__(self, error: ScanError, detail: str) -> None:
         super().__init__(detail)
@@ -75,19 +61,23 @@ class _ScanFailed(Exception):
         self.detail = detail
 
 
-async def scan(target: ScanTarget) -> ScanResult:
-    """Scan ``target``; failures come back as a result with an error, never raised."""
+async def scan(target: ProbeSpec, *, scan_timeout: float = DEFAULT_SCAN_TIMEOUT) -> ScanResult:
+    """Scan ``target``; failures come back as a result with an error, never raised.
+
+    Each connection (SMTP dialogue and first flight) gets the probe's
+    ``timeout``; the whole scan gets ``scan_timeout``.
+    """
     started_at, started = time.time(), time.monotonic()
     scanner = _Scanner(target)
     error: ScanError | None = None
     detail = ""
     try:
-        async with asyncio.timeout(target.scan_timeout):
+        async with asyncio.timeout(scan_timeout):
             await scanner.run()
     except _ScanFailed as exc:
         error, detail = exc.error, exc.detail
     except TimeoutError:
-        error, detail = ScanError.TIMEOUT, f"scan not finished within {target.scan_timeout:g} s"
+        error, detail = ScanError.TIMEOUT, f"scan not finished within {scan_timeout:g} s"
     if error is None and not any(scanned.accepted for scanned in scanner.versions):
         error, detail = ScanError.NO_TLS, "no protocol version was accepted"
     return ScanResult(
@@ -109,7 +99,7 @@ async def scan(target: ScanTarget) -> ScanResult:
 
 
 class _Scanner:
-    def __init__(self, target: ScanTarget) -> None:
+    def __init__(self, target: ProbeSpec) -> None:
         self.target = target
         self.address: str | None = None
         self.versions: list[VersionScan] = []
@@ -133,7 +123,9 @@ class _Scanner:
             suites = await self._accepted_suites(version, first_replies[version])
             groups, dhe_bits = await self._accepted_groups(version, suites)
             self.versions.append(VersionScan(version, True, tuple(suites), groups, dhe_bits))
-        legacy = [scanned for scanned in self.versions if scanned.accepted and scanned.version is not ProtocolVersion.TLSV1_3]
+        legacy = [
+            scanned for scanned in self.versions if scanned.accepted and scanned.version is not ProtocolVersion.TLSV1_3
+        ]
         if legacy:
             highest = legacy[-1]
             first = first_replies[highest.version]

@@ -27,7 +27,12 @@ OPENSSL_GROUPS = {
     "ffdhe8192": "ffdhe8192",
 }
 _TEMP_KEY = re.compile(r"Server Temp Key: (?:ECDH, )?([A-Za-z0-9-]+)")
-_NEGOTIATED = re.compile(r"New, (TLSv[0-9.]+|SSLv3), Cipher is (\S+)")
+# "New, TLSv1.0, Cipher is X" names the suite's oldest version, not the one
+# negotiated; the session block's "Protocol" line has that. In TLS 1.3 the
+# block is printed only if a session ticket came in time, but there every
+# suite is a TLS 1.3 suite, so the first line is right.
+_CIPHER = re.compile(r"^New, (\S+), Cipher is (\S+)", re.MULTILINE)
+_PROTOCOL = re.compile(r"^\s+Protocol\s+: (\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,13 @@ def handshake(port: int, *options: str, starttls: bool = True) -> Handshake:
         [*command, *options], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20, check=False
     )
     output = completed.stdout + completed.stderr
-    match = _NEGOTIATED.search(output)
-    if match is None or match.group(2) == "(NONE)":
+    cipher, protocol = _CIPHER.search(output), _PROTOCOL.search(output)
+    if cipher is None or cipher.group(2) == "(NONE)":
         return Handshake(False, output=output)
-    return Handshake(True, match.group(1), match.group(2), output)
+    if protocol is None and cipher.group(1) != "TLSv1.3":
+        return Handshake(False, output=output)
+    version = protocol.group(1) if protocol is not None else "TLSv1.3"
+    return Handshake(True, version, cipher.group(2), output)
 
 
 def local_suites(version: str) -> list[str]:
@@ -83,8 +91,8 @@ def accepted_suites(port: int, version: str) -> set[str]:
     return accepted
 
 
-def version_accepted(port: int, version: str) -> bool:
-    result = handshake(port, *_suite_options(version, local_suites(version)))
+def version_accepted(port: int, version: str, *, starttls: bool = True) -> bool:
+    result = handshake(port, *_suite_options(version, local_suites(version)), starttls=starttls)
     return result.completed and result.version == version
 
 
