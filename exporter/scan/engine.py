@@ -25,7 +25,7 @@ from exporter.scan.hello import (
     client_hello,
     dh_group_name,
 )
-from exporter.scan.ratings import Rating, cipher_rating
+from exporter.tls.ratings import Rating, cipher_rating
 from exporter.scan.result import AcceptedSuite, ScanError, ScanResult, VersionScan
 from exporter.scan.suites import (
     EC_GROUPS,

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from exporter.scan.hello import ProtocolVersion
-from exporter.scan.ratings import Rating
+from exporter.tls.ratings import Rating
 
 
 class ScanError(enum.StrEnum):
