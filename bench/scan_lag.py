@@ -50,7 +50,8 @@ async def _run(port: int, ca_file: Path, targets: int, scans: int, seconds: floa
     spec = ProbeSpec("127.0.0.1", port, TlsMode.STARTTLS, "mail.test", "bench.test", timeout=10, ca_file=ca_file)
     clients = TlsClients([ca_file])
     probed = [ScheduledTarget(f"probe-{i}", spec, interval=1.0) for i in range(targets)]
-    scanned = [ScheduledTarget(f"scan-{i}", spec, interval=1.0) for i in range(scans)]
+    # A scan interval longer than the run: each target is scanned once, all due at once.
+    scanned = [ScheduledTarget(f"scan-{i}", spec, interval=1.0, tls_scan_interval=3600.0) for i in range(scans)]
     probe_results: list[ProbeResult] = []
     scan_results: list[ScanResult] = []
 
@@ -65,8 +66,7 @@ async def _run(port: int, ca_file: Path, targets: int, scans: int, seconds: floa
         before_probes, cpu, wall = len(probe_results), _cpu(), time.monotonic()
         runner = None
         if scans and phase != "probes alone":
-            # Interval longer than the run: each target is scanned once, all due at once.
-            runner = ScanScheduler(lambda _t, r: scan_results.append(r), interval=3600.0)
+            runner = ScanScheduler(lambda _t, r: scan_results.append(r))
             runner.set_targets(scanned)
         await asyncio.sleep(seconds)
         if runner is not None:

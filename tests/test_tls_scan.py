@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from exporter.config.model import ProbeSpec, TlsMode
 from exporter.scan.engine import scan
 from exporter.scan.hello import FlightReader, HelloOffer, ProtocolVersion, ReplyKind, client_hello
-from exporter.tls.ratings import Rating, cipher_rating
 from exporter.scan.result import ScanError, ScanResult
 from exporter.scan.suites import EC_GROUPS, LEGACY_SUITES
+from exporter.tls.ratings import Rating, cipher_rating
 from tests.support import openssl_reference as reference
 from tests.support.environment import require
 from tests.support.pki import Pki

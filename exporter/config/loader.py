@@ -30,6 +30,7 @@ from exporter.config.model import (
     ScheduledTarget,
     SendConfig,
     TlsMode,
+    TlsRequirements,
     probe_spec,
 )
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
@@ -52,7 +53,11 @@ class ConfigError(ValueError):
 # Options a target may set and `defaults:` may give to every target.
 _OPTION_KEYS = (
     "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
+    "require", "tls_scan", "tls_scan_interval",
 )  # fmt: skip
+# /probe modules take the probe's options, `require:` included, but not the
+# scan's: /probe answers one probe per scrape, and a scan (~140 connections,
+# seconds long) per scrape would turn the endpoint into a connection amplifier.
 _MODULE_KEYS = (
     "tls",
     "server_name",
@@ -62,7 +67,15 @@ _MODULE_KEYS = (
     "address_family",
     "auth",
     "allow_plaintext_auth",
+    "require",
 )
+_SCHEDULE_ONLY_KEYS = ("tls_scan", "tls_scan_interval")
+_REQUIRE_KEYS = ("min_tls_version", "forward_secrecy")
+# What `min_tls_version` may say (YAML reads an unquoted 1.2 as a number), as OpenSSL names the version.
+_MIN_TLS_VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1.1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+# A scan opens ~140 connections one after another; more often than this it
+# would look like an attack to the server's operators.
+MIN_TLS_SCAN_INTERVAL = 60.0
 # What /probe may reach when an allow-list entry names no ports: the SMTP ones.
 DEFAULT_PROBE_PORTS = (25, 465, 587)
 _AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
@@ -78,6 +91,8 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "ca_file": None,
     "address_family": "any",
     "allow_plaintext_auth": False,
+    "tls_scan": True,
+    "tls_scan_interval": "6h",
 }
 
 
@@ -220,6 +235,8 @@ class _Reader:
         name = self._string(raw.get("name"), (*path, "name")) or (f"{host}:{port}" if host and port else "")
         labels = self._labels(raw.get("labels"), (*path, "labels"))
         send = self._send(*option("send"))
+        tls_scan = self._on_off(*option("tls_scan"))
+        tls_scan_interval = self._duration(*option("tls_scan_interval"), minimum=MIN_TLS_SCAN_INTERVAL)
         if (
             self.problems_seen > problems_before
             or options is None
@@ -230,7 +247,16 @@ class _Reader:
         ):
             return None
         spec = probe_spec(host, port, options, server_name=server_name, send=send)
-        return ScheduledTarget(name=name, spec=spec, interval=interval, labels=labels)
+        # A plain relay (tls: none) has no TLS to scan; tls_scan stays on for
+        # the others by default, so it is not an error to leave it on there.
+        scanned = tls_scan and options.tls is not TlsMode.NONE
+        return ScheduledTarget(
+            name=name,
+            spec=spec,
+            interval=interval,
+            labels=labels,
+            tls_scan_interval=tls_scan_interval if scanned else None,
+        )
 
     def _read_probe_options(self, option: _OptionReader) -> ProbeOptions | None:
         """The options targets and /probe modules share."""
@@ -243,6 +269,9 @@ class _Reader:
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
         allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        require = self._require(*option("require"))
+        if require is not None and tls is TlsMode.NONE:
+            self.problem(option("require")[1], "needs TLS, and tls is none: there is no session to hold to it")
         if (
             self.problems_seen > problems_before
             or tls is None
@@ -252,7 +281,7 @@ class _Reader:
             or allow_plaintext_auth is None
         ):
             return None
-        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth)
+        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth, require)
 
     def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
         if raw is None:
@@ -266,7 +295,12 @@ class _Reader:
             if not isinstance(entry, dict):
                 self.problem(path, "must be a mapping of probe options (it may be empty: {})")
                 continue
-            self._reject_unknown_keys(entry, path, _MODULE_KEYS)
+            for key in _SCHEDULE_ONLY_KEYS:
+                if key in entry:
+                    self.problem((*path, key), "scans run on schedule only: set it on targets or defaults")
+            self._reject_unknown_keys(
+                {k: v for k, v in entry.items() if k not in _SCHEDULE_ONLY_KEYS}, path, _MODULE_KEYS
+            )
             option = _option_reader(entry, path, defaults)
             options = self._read_probe_options(option)
             server_name = self._string(entry.get("server_name"), (*path, "server_name"))
@@ -337,7 +371,7 @@ class _Reader:
             return None
         return raw
 
-    def _duration(self, raw: Any, path: KeyPath) -> float | None:
+    def _duration(self, raw: Any, path: KeyPath, *, minimum: float = 0.0) -> float | None:
         if not isinstance(raw, str):
             self.problem(path, f"must be a duration such as 30s, 5m or 1h, not {raw!r}")
             return None
@@ -348,6 +382,9 @@ class _Reader:
             return None
         if seconds <= 0:
             self.problem(path, "must be longer than zero")
+            return None
+        if seconds < minimum:
+            self.problem(path, f"must be at least {_seconds(minimum)}, not {raw}")
             return None
         return seconds
 
@@ -380,6 +417,36 @@ class _Reader:
             self.problem(path, problem)
             return None
         return ca_file
+
+    def _on_off(self, raw: Any, path: KeyPath) -> bool | None:
+        # YAML 1.1 (PyYAML) already reads a bare on/off as true/false; quoted, they are strings.
+        if isinstance(raw, str) and raw.lower() in ("on", "off"):
+            return raw.lower() == "on"
+        if not isinstance(raw, bool):
+            self.problem(path, f"must be on or off, not {raw!r}")
+            return None
+        return raw
+
+    def _require(self, raw: Any, path: KeyPath) -> TlsRequirements | None:
+        raw = self._block(raw, path, _REQUIRE_KEYS, "min_tls_version and/or forward_secrecy")
+        if raw is None:
+            return None
+        minimum: str | None = None
+        if "min_tls_version" in raw:
+            value = raw["min_tls_version"]
+            # An unquoted 1.2 arrives as a float; 1.0 as 1.0, which str() keeps.
+            text = str(value) if isinstance(value, (str, float)) else None
+            minimum = _MIN_TLS_VERSIONS.get(text or "")
+            if minimum is None:
+                choices = ", ".join(f'"{version}"' for version in _MIN_TLS_VERSIONS)
+                self.problem((*path, "min_tls_version"), f"unknown TLS version {value!r} (expected one of: {choices})")
+                return None
+        forward_secrecy = self._bool(raw.get("forward_secrecy", False), (*path, "forward_secrecy"))
+        if forward_secrecy is None:
+            return None
+        if minimum is None and not forward_secrecy:
+            return None  # nothing required
+        return TlsRequirements(min_tls_version=minimum, forward_secrecy=forward_secrecy)
 
     def _bool(self, raw: Any, path: KeyPath) -> bool | None:
         if not isinstance(raw, bool):

@@ -8,6 +8,7 @@ carry.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fnmatch
 import ipaddress
@@ -49,6 +50,32 @@ class AuthMechanism(enum.StrEnum):
 # The port a target gets when none is configured, by how it speaks TLS.
 DEFAULT_PORTS = {TlsMode.STARTTLS: 587, TlsMode.IMPLICIT: 465, TlsMode.NONE: 25}
 
+# Protocol versions by OpenSSL's names (smtp_tls_version_info, the scan's
+# smtp_tls_version_accepted), oldest first: `require: min_tls_version` compares
+# positions in this tuple.
+TLS_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+# A scan is ~140 connections; its default interval, as issue 17 sets it.
+DEFAULT_TLS_SCAN_INTERVAL = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class TlsRequirements:
+    """``require:``: what the negotiated session must meet (else the probe fails),
+    and what the scan must find the server enforcing (else an alert)."""
+
+    # OpenSSL's name of the oldest acceptable version ("TLSv1.2"); None: any.
+    min_tls_version: str | None = None
+    # RSA key transport (no ephemeral key) breaks it.
+    forward_secrecy: bool = False
+
+    def version_too_low(self, version: str) -> bool:
+        """Whether ``version`` (OpenSSL's name) is older than the minimum; unknown names are."""
+        if self.min_tls_version is None:
+            return False
+        if version not in TLS_VERSIONS:
+            return True
+        return TLS_VERSIONS.index(version) < TLS_VERSIONS.index(self.min_tls_version)
+
 
 @dataclass(frozen=True)
 class AuthConfig:
@@ -81,6 +108,7 @@ class ProbeOptions:
     # Credentials go only over verified TLS (trusted chain, matching name)
     # unless this is set.
     allow_plaintext_auth: bool = False
+    require: TlsRequirements | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,7 @@ class ProbeSpec:
     auth: AuthConfig | None = None
     allow_plaintext_auth: bool = False
     send: SendConfig | None = None
+    require: TlsRequirements | None = None
 
     @property
     def endpoint(self) -> str:
@@ -127,6 +156,7 @@ def probe_spec(
         auth=options.auth,
         allow_plaintext_auth=options.allow_plaintext_auth,
         send=send,
+        require=options.require,
     )
 
 
@@ -138,6 +168,9 @@ class ScheduledTarget:
     spec: ProbeSpec
     interval: float
     labels: tuple[tuple[str, str], ...] = ()
+    # How often the TLS capability scan runs (exporter/scan/); None: never
+    # (`tls_scan: off`, or a `tls: none` target, which has no TLS to scan).
+    tls_scan_interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,15 +183,7 @@ class ProbeModule:
     options: ProbeOptions
 
     def spec_for(self, host: str, port: int | None, *, timeout: float) -> ProbeSpec:
-        options = ProbeOptions(
-            tls=self.options.tls,
-            timeout=timeout,
-            ehlo_name=self.options.ehlo_name,
-            ca_file=self.options.ca_file,
-            address_family=self.options.address_family,
-            auth=self.options.auth,
-            allow_plaintext_auth=self.options.allow_plaintext_auth,
-        )
+        options = dataclasses.replace(self.options, timeout=timeout)
         return probe_spec(host, port, options, server_name=self.server_name)
 
 

@@ -27,7 +27,7 @@ from exporter.smtp.reply import ReplyError, SmtpReply
 from exporter.smtp.status import SmtpStatus
 from exporter.tls.context import TlsClient
 from exporter.tls.session import TlsSession, describe_session
-from exporter.tls.verdicts import certificate_failures
+from exporter.tls.verdicts import certificate_failures, requirement_failures
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +299,10 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
     )
     run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
     for failure in certificate_failures(session, server_name=spec.server_name, now=time.time()):
+        run.fail(failure.reason, failure.detail, phase=failure.phase)
+    # Like the certificate verdicts, the policy fails the probe without ending
+    # it: the rest of the conversation (AUTH, the test message) is still reported.
+    for failure in requirement_failures(session, spec.require):
         run.fail(failure.reason, failure.detail, phase=failure.phase)
 
 

@@ -20,6 +20,8 @@ from exporter.probe.result import ProbeResult
 from exporter.probe.run import run_probe
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
+from exporter.scan.result import ScanResult
+from exporter.scan.runner import ScanScheduler
 from exporter.tls.context import TlsClients
 from exporter.web.app import create_app
 from exporter.web.landing import landing_page
@@ -49,6 +51,7 @@ class Daemon:
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
+        self._scan_scheduler: ScanScheduler | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
         self._last_reload_successful = False
@@ -71,10 +74,15 @@ class Daemon:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
         self._scheduler.set_targets(self._scheduled_targets())
+        # Scans wait for slots of their own: they never take one a probe needs.
+        self._scan_scheduler = ScanScheduler(self._record_scan)
+        self._scan_scheduler.set_targets(self._scheduled_targets())
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
         log.info("probing targets on schedule", extra={"targets": len(self.store), "shard": shard})
 
     async def stop(self) -> None:
+        if self._scan_scheduler is not None:
+            await self._scan_scheduler.close()
         if self._scheduler is not None:
             await self._scheduler.close()
 
@@ -92,6 +100,9 @@ class Daemon:
         self._renderer.set_targets(self.store.records())
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
+        if self._scan_scheduler is not None:
+            # Cancels the scans of changed and removed targets, mid-scan too.
+            self._scan_scheduler.set_targets(self._scheduled_targets())
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
 
@@ -163,6 +174,18 @@ class Daemon:
                 log.info("target probes successfully", extra={"target": target.name})
             else:
                 log.warning("target probe failed", extra={"target": target.name, "detail": detail})
+
+    def _record_scan(self, target: ScheduledTarget, result: ScanResult) -> None:
+        record = self.store.record_scan(target, result)
+        if record is not None:
+            self._renderer.refresh(record)
+        fields = {"target": target.name, "success": result.success, "hellos": result.hellos}
+        if result.success:
+            accepted = ",".join(version.value for version in result.accepted_versions)
+            log.debug("scan finished", extra={**fields, "accepted": accepted, "seconds": round(result.duration, 3)})
+        else:
+            error = result.error.value if result.error else ""
+            log.info("scan failed", extra={**fields, "error": error, "detail": result.error_detail})
 
 
 def _snapshot(lag: LagHistogram) -> HistogramSnapshot:

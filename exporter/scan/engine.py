@@ -25,7 +25,6 @@ from exporter.scan.hello import (
     client_hello,
     dh_group_name,
 )
-from exporter.tls.ratings import Rating, cipher_rating
 from exporter.scan.result import AcceptedSuite, ScanError, ScanResult, VersionScan
 from exporter.scan.suites import (
     EC_GROUPS,
@@ -40,6 +39,7 @@ from exporter.scan.suites import (
 )
 from exporter.smtp.ehlo import parse_ehlo
 from exporter.smtp.reply import ReplyError, SmtpReply, parse_reply
+from exporter.tls.ratings import Rating, cipher_rating
 
 # Oldest first; the scan asks each in turn.
 VERSIONS = (
@@ -121,8 +121,8 @@ class _Scanner:
                 self.versions.append(VersionScan(version, accepted=False))
                 continue
             suites = await self._accepted_suites(version, first_replies[version])
-            groups, dhe_bits = await self._accepted_groups(version, suites)
-            self.versions.append(VersionScan(version, True, tuple(suites), groups, dhe_bits))
+            groups, offered, dhe_bits = await self._accepted_groups(version, suites)
+            self.versions.append(VersionScan(version, True, tuple(suites), groups, dhe_bits, offered))
         legacy = [
             scanned for scanned in self.versions if scanned.accepted and scanned.version is not ProtocolVersion.TLSV1_3
         ]
@@ -153,7 +153,8 @@ class _Scanner:
 
     async def _accepted_groups(
         self, version: ProtocolVersion, suites: list[AcceptedSuite]
-    ) -> tuple[tuple[str, ...], int | None]:
+    ) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+        """The groups accepted, the groups asked about, and the DHE prime's size."""
         codes = [suite.code for suite in suites]
         accepted: list[str] = []
         if version is ProtocolVersion.TLSV1_3:
@@ -161,7 +162,7 @@ class _Scanner:
                 reply = await self._offer(version, codes, (group.code,))
                 if _accepted_as(reply, version) and reply.group == group.code:
                     accepted.append(group.name)
-            return tuple(accepted), None
+            return tuple(accepted), tuple(group.name for group in GROUPS), None
         ecdhe = [s.code for s in suites if SUITES_BY_CODE[s.code].key_exchange is KeyExchange.ECDHE]
         dhe = [s.code for s in suites if SUITES_BY_CODE[s.code].key_exchange is KeyExchange.DHE]
         if ecdhe:
@@ -179,7 +180,9 @@ class _Scanner:
                     dhe_bits = int.from_bytes(reply.dh_prime, "big").bit_length()
                     if dh_group_name(reply.dh_prime) == group.name:
                         accepted.append(group.name)
-        return tuple(accepted), dhe_bits
+        # A group is asked about only with suites that use it.
+        offered = (*(EC_GROUPS if ecdhe else ()), *(FFDHE_GROUPS if dhe else ()))
+        return tuple(accepted), tuple(group.name for group in offered), dhe_bits
 
     async def _compresses(self, scanned: VersionScan) -> bool:
         codes = [suite.code for suite in scanned.suites]

@@ -46,6 +46,9 @@ class VersionScan:
     groups: tuple[str, ...] = ()
     # TLS 1.2 and older: the size of the server's DHE prime when it accepts DHE.
     dhe_bits: int | None = None
+    # The groups the scan asked about in this version: a group is offered
+    # only beside suites that use it (no EC group without an ECDHE suite).
+    groups_offered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,23 @@ class ScanResult:
     @property
     def accepted_groups(self) -> frozenset[str]:
         return frozenset(group for scanned in self.versions for group in scanned.groups)
+
+    def group_verdicts(self) -> dict[str, bool]:
+        """Each group asked about in some version: accepted in any of them?
+
+        Plus ``dh<bits>`` (accepted) for a TLS 1.2-or-older DHE prime that is no
+        RFC 7919 group, the name the probe's smtp_tls_key_exchange_info gives it:
+        that is how "finite-field DHE accepted, with which size" shows.
+        """
+        accepted = self.accepted_groups
+        verdicts = {group: group in accepted for scanned in self.versions for group in scanned.groups_offered}
+        for scanned in self.versions:
+            named_ffdhe = any(group.startswith("ffdhe") for group in scanned.groups)
+            if scanned.dhe_bits is not None and not named_ffdhe:
+                verdicts[f"dh{scanned.dhe_bits}"] = True
+        return verdicts
+
+    @property
+    def forward_secrecy_only(self) -> bool:
+        """No accepted suite in any version goes without forward secrecy (RSA key transport)."""
+        return all(suite.forward_secret for scanned in self.versions for suite in scanned.suites)

@@ -1,4 +1,4 @@
-"""When each target is scanned: its own slow interval, spread like probes, few at once.
+"""When each target is scanned: its own slow interval (``tls_scan_interval``), spread like probes, few at once.
 
 Scans share the event loop with the probes but never their concurrency
 slots: a scan waits for one of its own (``max_concurrency``, small, since a
@@ -14,14 +14,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from exporter.config.model import ScheduledTarget
+from exporter.config.model import DEFAULT_TLS_SCAN_INTERVAL, ScheduledTarget
 from exporter.runtime.scheduler import FIRST_PROBES_PER_SECOND, first_delay, grid_offset, next_due
 from exporter.scan.engine import scan
 from exporter.scan.result import ScanResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCAN_INTERVAL = 6 * 3600.0
 DEFAULT_SCAN_CONCURRENCY = 4
 
 ScanFunction = Callable[[ScheduledTarget], Awaitable[ScanResult]]
@@ -37,20 +36,21 @@ class ScanScheduler:
         self,
         on_result: ScanCallback,
         *,
-        interval: float = DEFAULT_SCAN_INTERVAL,
         max_concurrency: int = DEFAULT_SCAN_CONCURRENCY,
         scan_function: ScanFunction = _scan_target,
     ) -> None:
         self._on_result = on_result
-        self._interval = interval
         self._scan = scan_function
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: dict[str, tuple[ScheduledTarget, asyncio.Task[None]]] = {}
         self.in_flight = 0
 
     def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
-        """Keep unchanged targets' loops, cancel the others', start new ones."""
-        wanted = {target.name: target for target in targets}
+        """Keep unchanged targets' loops, cancel the others', start new ones.
+
+        Targets without ``tls_scan_interval`` (``tls_scan: off``, ``tls: none``) are not scanned.
+        """
+        wanted = {target.name: target for target in targets if target.tls_scan_interval is not None}
         for name, (config, task) in list(self._tasks.items()):
             if wanted.get(name) != config:
                 task.cancel()
@@ -59,10 +59,11 @@ class ScanScheduler:
         window = len(new) / FIRST_PROBES_PER_SECOND
         now = asyncio.get_running_loop().time()
         for target in new:
+            interval = target.tls_scan_interval or DEFAULT_TLS_SCAN_INTERVAL
             # "scan:" keeps the scan's phase apart from the probe's on the same target.
-            offset = grid_offset(f"scan:{target.name}", self._interval)
-            delay = first_delay(offset, self._interval, now=now, window=window)
-            task = asyncio.create_task(self._run_target(target, offset, delay), name=f"scan {target.name}")
+            offset = grid_offset(f"scan:{target.name}", interval)
+            delay = first_delay(offset, interval, now=now, window=window)
+            task = asyncio.create_task(self._run_target(target, interval, offset, delay), name=f"scan {target.name}")
             self._tasks[target.name] = (target, task)
 
     async def close(self) -> None:
@@ -72,7 +73,7 @@ class ScanScheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run_target(self, target: ScheduledTarget, offset: float, first_delay: float) -> None:
+    async def _run_target(self, target: ScheduledTarget, interval: float, offset: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + first_delay
         while True:
@@ -86,4 +87,4 @@ class ScanScheduler:
                     log.exception("scanning target %s failed unexpectedly", target.name)
                 finally:
                     self.in_flight -= 1
-            due = next_due(max(due + self._interval / 2, loop.time()), offset=offset, interval=self._interval)
+            due = next_due(max(due + interval / 2, loop.time()), offset=offset, interval=interval)
