@@ -67,6 +67,7 @@ class Posture:
     maximum_version: ssl.TLSVersion | None = None
     credentials: Credentials = Credentials.NONE
     send: bool = False
+    require: bool = False
 
     @property
     def server_name(self) -> str:
@@ -79,6 +80,7 @@ POSTURES = (
         "STARTTLS, a trusted certificate, AUTH and a test message: every check passes",
         credentials=Credentials.RIGHT,
         send=True,
+        require=True,
     ),
     Posture("implicit-tls", "TLS from the first byte (port 465 style), all good", tls="implicit"),
     Posture("expires-in-14-days", "certificate expires in 14 days: SmtpCertificateExpiringSoon", days_left=14),
@@ -91,7 +93,8 @@ POSTURES = (
     Posture("starttls-missing", "EHLO offers no STARTTLS: SmtpProbeFailing after 10 minutes", offer_starttls=False),
     Posture(
         "tls-1.1-only",
-        "negotiates TLS 1.1 at best: SmtpTlsVersionObsolete",
+        "negotiates TLS 1.1 at best: SmtpTlsVersionObsolete; its scan: SmtpTlsLegacyVersionAccepted,"
+        " SmtpTlsInsufficientCipherAccepted",
         maximum_version=ssl.TLSVersion.TLSv1_1,
     ),
     Posture(
@@ -188,6 +191,9 @@ def _target(posture: Posture, port: int, directory: Path) -> dict[str, Any]:
         target["auth"] = {"username": DEMO_USER, "password_file": str(password_file)}
     if posture.send:
         target["send"] = {"from": DEMO_USER, "to": [f"postmaster@{DOMAIN}"], "interval": "1m"}
+    if posture.require:
+        # Met by the probe and by the scan: the policy series has data, no alert fires.
+        target["require"] = {"min_tls_version": "1.2", "forward_secrecy": True}
     return target
 
 
