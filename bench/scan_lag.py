@@ -1,13 +1,15 @@
 """Does scheduled probing keep its schedule while 100 hosts are scanned? (issue 17)
 
-One loopback Postfix (tests/support/postfix_postures.py, Debian's defaults,
-the most expensive posture to scan); ``--targets`` probed every second by the
-exporter's Scheduler, first alone for ``--seconds``, then for as long again
-while a ScanScheduler scans ``--scans`` targets (all due at once: the worst
-case, a restart) with its default concurrency. Prints the lag histogram of
-both phases, the scans finished and the CPU used. Run as root (Postfix):
+Through the daemon (exporter/runtime/daemon.py), as it runs in production:
+one loopback Postfix (tests/support/postfix_postures.py, Debian's defaults, the
+most expensive posture to scan). First one scan alone (its time and CPU), then
+``--targets`` targets probed every second with ``tls_scan: off`` for
+``--seconds``, then a reload adds ``--scans`` targets with the scan on (probed
+hourly, all scans due at once: the worst case, a restart) and the run goes on as
+long again. Prints the daemon's own lag histogram of both phases (read from its
+/metrics text), the scans finished and the CPU used. Run as root (Postfix):
 
-    .venv/bin/python -m bench.scan_lag --targets 40 --scans 100 --seconds 20
+    .venv/bin/python -m bench.scan_lag --targets 40 --scans 100 --seconds 30
 """
 
 from __future__ import annotations
@@ -20,15 +22,12 @@ import time
 from pathlib import Path
 
 import trustme
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import event_loop
-from exporter.config.model import ProbeSpec, ScheduledTarget, TlsMode
-from exporter.probe.result import ProbeResult
-from exporter.probe.run import run_probe
-from exporter.runtime.scheduler import LagHistogram, Scheduler
-from exporter.scan.result import ScanResult
-from exporter.scan.runner import ScanScheduler
-from exporter.tls.context import TlsClients
+from exporter.config.model import ProbeSpec, TlsMode
+from exporter.runtime.daemon import Daemon
+from exporter.scan.engine import scan
 from tests.support.pki import Pki
 from tests.support.postfix_postures import start_posture_server, stop_posture_server
 
@@ -38,71 +37,96 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _quantile_bound(histogram: LagHistogram, q: float) -> float:
-    wanted = q * histogram.observations
-    for bound, count in histogram.cumulative():
-        if count >= wanted:
-            return bound
-    return float("inf")
+def _lag(daemon: Daemon) -> list[tuple[float, float]]:
+    """The cumulative (bound, count) buckets of smtp_exporter_scheduler_lag_seconds."""
+    for family in text_string_to_metric_families(daemon.metrics_text()):
+        if family.name == "smtp_exporter_scheduler_lag_seconds":
+            return [
+                (float(sample.labels["le"]), sample.value)
+                for sample in family.samples
+                if sample.name.endswith("_bucket")
+            ]
+    raise AssertionError("no lag histogram")
 
 
-async def _run(port: int, ca_file: Path, targets: int, scans: int, seconds: float) -> None:
-    spec = ProbeSpec("127.0.0.1", port, TlsMode.STARTTLS, "mail.test", "bench.test", timeout=10, ca_file=ca_file)
-    clients = TlsClients([ca_file])
-    probed = [ScheduledTarget(f"probe-{i}", spec, interval=1.0) for i in range(targets)]
-    # A scan interval longer than the run: each target is scanned once, all due at once.
-    scanned = [ScheduledTarget(f"scan-{i}", spec, interval=1.0, tls_scan_interval=3600.0) for i in range(scans)]
-    probe_results: list[ProbeResult] = []
-    scan_results: list[ScanResult] = []
+def _quantile_bound(buckets: list[tuple[float, float]], q: float) -> float:
+    total = buckets[-1][1]
+    return next((bound for bound, count in buckets if count >= q * total), float("inf"))
 
-    async def probe(target: ScheduledTarget) -> ProbeResult:
-        return await run_probe(target.spec, clients.for_ca_file(ca_file), name=target.name, keep_transcript=False)
 
-    scheduler = Scheduler(probe, lambda _t, r: probe_results.append(r), max_concurrency=256)
-    scheduler.set_targets(probed)
+def _difference(after: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(bound, count - earlier) for (bound, count), (_, earlier) in zip(after, before, strict=True)]
+
+
+def _config(path: Path, port: int, ca_file: Path, targets: int, scans: int) -> None:
+    lines = ["defaults:", "  timeout: 900ms", "  ehlo_name: bench.test", f"  ca_file: {ca_file}", "targets:"]
+    common = ["    host: 127.0.0.1", f"    port: {port}", "    server_name: mail.test"]
+    for index in range(targets):
+        lines += [f"  - name: probe-{index}", *common, "    interval: 1s", "    tls_scan: off"]
+    for index in range(scans):
+        lines += [f"  - name: scan-{index}", *common, "    interval: 1h", "    timeout: 10s"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def _run(port: int, ca_file: Path, args: argparse.Namespace, directory: Path) -> None:
+    targets, scans, seconds = args.targets, args.scans, args.seconds
+    spec = ProbeSpec("127.0.0.1", port, TlsMode.STARTTLS, "mail.test", "bench.test", timeout=10)
+    cpu, wall = _cpu(), time.monotonic()
+    one = await scan(spec)
+    print(
+        f"one scan alone: {one.hellos} hellos, {time.monotonic() - wall:.3f} s wall, {_cpu() - cpu:.3f} s CPU "
+        f"(exporter side), success={one.success}"
+    )
+    config = directory / "config.yml"
+    _config(config, port, ca_file, targets, 0)
+    daemon = Daemon(config, max_concurrency=256)
+    daemon.load()
+    daemon.start()
     await asyncio.sleep(2)  # first probes spread; not measured
     for phase in ("probes alone", f"probes + {scans} scans"):
-        scheduler.lag = LagHistogram()
-        before_probes, cpu, wall = len(probe_results), _cpu(), time.monotonic()
-        runner = None
-        if scans and phase != "probes alone":
-            runner = ScanScheduler(lambda _t, r: scan_results.append(r))
-            runner.set_targets(scanned)
+        if phase != "probes alone":
+            _config(config, port, ca_file, targets, scans)
+            problem = daemon.reload()
+            if problem is not None:
+                raise SystemExit(problem)
+        before = _lag(daemon)
+        cpu, wall = _cpu(), time.monotonic()
         await asyncio.sleep(seconds)
-        if runner is not None:
-            await runner.close()
-        lag = scheduler.lag
         elapsed, used = time.monotonic() - wall, _cpu() - cpu
-        failed = sum(1 for r in probe_results[before_probes:] if not r.success)
-        worst = max((b for b, c in zip((*lag.bounds, float("inf")), lag.counts, strict=True) if c), default=0.0)
+        buckets = _difference(_lag(daemon), before)
+        worst = next((bound for bound, count in buckets if count == buckets[-1][1]), float("inf"))
         print(
-            f"{phase}: {len(probe_results) - before_probes} probes ({failed} failed), "
-            f"lag p50 <= {_quantile_bound(lag, 0.5)} s, p99 <= {_quantile_bound(lag, 0.99)} s, "
-            f"max bucket {worst} s; "
-            f"CPU {used / elapsed:.2f} cores"
+            f"{phase}: {buckets[-1][1]:.0f} probes started, "
+            f"lag p50 <= {_quantile_bound(buckets, 0.5)} s, p99 <= {_quantile_bound(buckets, 0.99)} s, "
+            f"all <= {worst} s; CPU {used / elapsed:.2f} cores"
         )
-    ok = [r for r in scan_results if r.success]
-    if scan_results:
-        print(
-            f"scans finished: {len(scan_results)} ({len(ok)} succeeded), hellos {sum(r.hellos for r in ok)}, "
-            f"mean scan duration {sum(r.duration for r in ok) / max(1, len(ok)):.2f} s"
-        )
-    await scheduler.close()
+    records = [record for record in daemon.store.records() if record.scan is not None]
+    ok = [record.scan for record in records if record.scan is not None and record.scan.success]
+    failed_probes = sum(
+        1 for record in daemon.store.records() if record.result is not None and not record.result.success
+    )
+    print(
+        f"scans finished: {len(records)} ({len(ok)} succeeded), hellos {sum(r.hellos for r in ok)}, "
+        f"mean scan duration {sum(r.duration for r in ok) / max(1, len(ok)):.2f} s; "
+        f"targets whose last probe failed: {failed_probes}"
+    )
+    await daemon.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=40)
     parser.add_argument("--scans", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    pki = Pki(Path(tempfile.mkdtemp(prefix="scan-lag-")))
+    directory = Path(tempfile.mkdtemp(prefix="scan-lag-"))
+    pki = Pki(directory)
     leaf = pki.leaf("mail.test", key_type=trustme.KeyType.RSA)
     # No per-client connection limit: every probe and hello comes from 127.0.0.1.
     postures = {"default": "-o smtpd_client_connection_count_limit=0"}
     server = start_posture_server(leaf.key_pem + leaf.chain_pem, postures)
     try:
-        event_loop.run(_run(server.ports["default"], pki.ca_file, args.targets, args.scans, args.seconds))
+        event_loop.run(_run(server.ports["default"], pki.ca_file, args, directory))
     finally:
         stop_posture_server(server)
 
