@@ -252,6 +252,8 @@ class _Scanner:
             writer.transport.abort()  # no QUIT: the server is mid-handshake and waits for nothing
 
     async def _resolve(self) -> str:
+        if self.target.connect_address is not None:
+            return self.target.connect_address  # one (MX host, address) pair: that address, as the probe does
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(

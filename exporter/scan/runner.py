@@ -48,9 +48,15 @@ class ScanScheduler:
     def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
         """Keep unchanged targets' loops, cancel the others', start new ones.
 
-        Targets without ``tls_scan_interval`` (``tls_scan: off``, ``tls: none``) are not scanned.
+        Targets without ``tls_scan_interval`` (``tls_scan: off``, ``tls: none``) are not scanned;
+        nor are pairs DNS found no address for.
         """
-        wanted = {target.name: target for target in targets if target.tls_scan_interval is not None}
+        wanted = {
+            target.name: target
+            for target in targets
+            # An unresolved pair has no address to scan; its probe reports the dns_error.
+            if target.tls_scan_interval is not None and target.unresolved is None
+        }
         for name, (config, task) in list(self._tasks.items()):
             if wanted.get(name) != config:
                 task.cancel()
