@@ -86,9 +86,9 @@ def main() -> int:
     loops: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
     with postfix_server() as (server, pki):
         port = server.submission_port
-        tls_client = TlsClients().for_ca_file(pki.ca_file)
         options = ProbeOptions(TlsMode.STARTTLS, timeout=10, ehlo_name="probe.test", ca_file=pki.ca_file)
         spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
+        tls_client = TlsClients().for_spec(spec)
         rows = []
         for name, stage in stages(port, tls_client, spec).items():
             costs = [measure(loops[loop], stage, arguments.probes) for loop in loops]

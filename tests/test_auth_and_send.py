@@ -258,7 +258,7 @@ def test_transcripts_show_auth_redacted(
         auth=AuthConfig(USER, Secret(PASSWORD), AuthMechanism(mechanism)),
     )
     spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
-    result = asyncio.run(run_probe(spec, TlsClients().for_ca_file(pki.ca_file)))
+    result = asyncio.run(run_probe(spec, TlsClients().for_spec(spec)))
     assert result.success, result.failures
     assert result.auth is not None
     assert result.auth.mechanism == mechanism

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki
 from tests.support.servers import AuthHandler, ScenarioServers
+from tests.test_handshake_agrees_with_openssl import TLS12, _context
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "check-result.schema.json").read_text())
 USER = "probe@mail.test"
@@ -227,3 +228,47 @@ def test_scan_with_json_is_a_usage_error() -> None:
     completed = _check("127.0.0.1:25", "--scan", "--json")
     assert completed.returncode == 2
     assert "--scan" in completed.stderr
+
+
+def test_the_handshake_line_in_postfix_style(
+    scenario: Servers, pki: Pki, servers: ScenarioServers, tmp_path: Path
+) -> None:
+    # The test picks the group (P-384), the suite (TLS 1.2 ECDHE-RSA) and the key (trustme's RSA 2048).
+    context = _context("rsa", maximum=TLS12, ciphers="ECDHE-RSA-AES128-GCM-SHA256", curve="secp384r1")(pki, tmp_path)
+    port = servers.smtp(tls_context=context)
+    completed = _check(*_common(scenario, port))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    line = "key-exchange ECDHE (P-384) server-signature RSA-PSS (2048 bits) server-digest SHA256"
+    assert f"Handshake  {line}" in completed.stdout
+    assert "Ratings    cipher sufficient, chain sufficient (NCSC-NL 2025)" in completed.stdout
+
+    document = json.loads(_check(*_common(scenario, port), "--json").stdout)
+    jsonschema.validate(document, SCHEMA)
+    tls = document["tls"]
+    assert tls["key_exchange"] == {"group": "secp384r1", "bits": 384}
+    assert tls["signature_scheme"] == "rsa_pss_rsae_sha256"
+    assert tls["handshake_summary"] == line
+    assert tls["ratings"] == {"cipher": "sufficient", "chain": "sufficient"}
+    assert tls["client_certificate_requested"] is False
+    assert document["client_certificate"] is None
+
+
+def test_a_client_certificate_in_the_report(
+    scenario: Servers, pki: Pki, servers: ScenarioServers, tmp_path: Path
+) -> None:
+    client = pki.leaf("probe.test")
+    (tmp_path / "client.pem").write_bytes(client.chain_pem)
+    (tmp_path / "client.key").write_bytes(client.key_pem)
+    port = servers.smtp(tls_context=_context(request_certificate=True)(pki, tmp_path))
+    flags = ["--client-cert-file", str(tmp_path / "client.pem"), "--client-key-file", str(tmp_path / "client.key")]
+    completed = _check(*_common(scenario, port), *flags, "--json")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    document = json.loads(completed.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["client_certificate"]["requested"] is True
+    assert document["client_certificate"]["sent"] is True
+    assert document["client_certificate"]["accepted"] is True
+    key_body = "".join(line for line in client.key_pem.decode().splitlines() if not line.startswith("-----"))
+    assert key_body[:40] not in completed.stdout + completed.stderr
+    human = _check(*_common(scenario, port), *flags).stdout
+    assert f"Client     certificate {tmp_path / 'client.pem'} sent" in human

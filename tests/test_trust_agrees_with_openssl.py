@@ -41,7 +41,7 @@ def _s_client_verdict(port: int, ca_file: Path | None) -> tuple[bool, int | None
 def _our_verdict(port: int, ca_file: Path | None) -> tuple[bool, int | None]:
     options = ProbeOptions(TlsMode.STARTTLS, timeout=10, ehlo_name="probe.test", ca_file=ca_file)
     spec = probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)
-    result = asyncio.run(run_probe(spec, TlsClients().for_ca_file(ca_file)))
+    result = asyncio.run(run_probe(spec, TlsClients().for_spec(spec)))
     assert result.tls is not None, result.failures
     return result.tls.trust.trusted, result.tls.trust.error_code
 

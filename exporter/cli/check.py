@@ -26,6 +26,7 @@ from exporter.config.model import (
     AddressFamily,
     AuthConfig,
     AuthMechanism,
+    ClientCertificate,
     ProbeOptions,
     ProbeSpec,
     SendConfig,
@@ -35,12 +36,13 @@ from exporter.config.model import (
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
-from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver
+from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver, resolver_or_none
 from exporter.probe.domain import DomainProbe, probe_domain
 from exporter.probe.report import human_report, result_document
 from exporter.probe.run import run_probe
 from exporter.scan.engine import scan
 from exporter.scan.report import scan_report
+from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
 from exporter.tls.context import TlsClients
 
 USAGE_ERROR = 2
@@ -78,6 +80,8 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], default="starttls")
     parser.add_argument("--server-name", help="SNI and the name the certificate must match (default: HOST)")
     parser.add_argument("--ca-file", type=Path, help="trust only the CAs in this PEM file (default: system store)")
+    parser.add_argument("--client-cert-file", type=Path, help="a PEM client certificate to present when asked")
+    parser.add_argument("--client-key-file", type=Path, help="its unencrypted PEM private key")
     parser.add_argument("--ehlo-name", default=socket.gethostname(), help="name to send in EHLO")
     parser.add_argument("--user", help="authenticate as USER")
     secret = parser.add_mutually_exclusive_group()
@@ -116,7 +120,7 @@ def main(argv: Sequence[str]) -> int:
         spec = spec_from_arguments(arguments)
         if arguments.scan and spec.tls is TlsMode.NONE:
             raise UsageError("--scan needs TLS: --tls starttls or implicit")
-        tls_client = TlsClients().for_ca_file(spec.ca_file)
+        tls_client = TlsClients().for_spec(spec)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
@@ -124,7 +128,9 @@ def main(argv: Sequence[str]) -> int:
     except crypto.Error as exc:
         print(f"smtp-tls-exporter check: error: OpenSSL cannot load {spec.ca_file}: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    result = event_loop.run(run_probe(spec, tls_client, send_due=spec.send is not None))
+    # DANE through the system resolver, which must validate (README, "DANE for SMTP").
+    resolver = resolver_or_none(DnsSettings())
+    result = event_loop.run(run_probe(spec, tls_client, send_due=spec.send is not None, resolver=resolver))
     now = time.time()
     if arguments.json:
         print(json.dumps(result_document(spec, result, now=now), indent=2))
@@ -161,8 +167,21 @@ def spec_from_arguments(arguments: argparse.Namespace) -> ProbeSpec:
         address_family=AddressFamily(arguments.address_family),
         auth=_auth(arguments),
         allow_plaintext_auth=arguments.allow_plaintext_auth,
+        client_certificate=_client_certificate(arguments),
     )
     return probe_spec(host, port, options, server_name=arguments.server_name, send=_send(arguments))
+
+
+def _client_certificate(arguments: argparse.Namespace) -> ClientCertificate | None:
+    cert_file, key_file = arguments.client_cert_file, arguments.client_key_file
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise UsageError("--client-cert-file and --client-key-file go together")
+    try:
+        return load_client_certificate(cert_file, key_file)
+    except ClientCertificateProblem as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _auth(arguments: argparse.Namespace) -> AuthConfig | None:
@@ -214,7 +233,7 @@ def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace
         spec = spec_from_arguments(arguments)
         nameservers = tuple(parse_nameserver(text) for text in arguments.nameserver or ())
         resolver = DnsResolver(DnsSettings(nameservers, timeout=min(5.0, spec.timeout)))
-        tls_client = TlsClients().for_ca_file(spec.ca_file)
+        tls_client = TlsClients().for_spec(spec)
     except (UsageError, ValueError) as exc:
         parser.print_usage(sys.stderr)
         print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
@@ -228,7 +247,10 @@ def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace
     domain = spec.host
     # An MX listens on port 25 (RFC 5321) unless the user says otherwise.
     port = split_host_port(arguments.server)[1] or 25
-    options = ProbeOptions(spec.tls, spec.timeout, spec.ehlo_name, spec.ca_file, spec.address_family)
+    options = ProbeOptions(
+        spec.tls, spec.timeout, spec.ehlo_name, spec.ca_file, spec.address_family,
+        client_certificate=spec.client_certificate,
+    )  # fmt: skip
     probed = event_loop.run(probe_domain(resolver, domain, port, options, tls_client, max_mx=arguments.max_mx))
     now = time.time()
     if arguments.json:

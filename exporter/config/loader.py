@@ -23,8 +23,10 @@ from exporter.config.model import (
     AddressSelection,
     AuthConfig,
     AuthMechanism,
+    ClientCertificate,
     Config,
     ConfigProblem,
+    DaneMode,
     DomainEntry,
     HostAddressesEntry,
     ProbeAllowRule,
@@ -43,6 +45,7 @@ from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_pa
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
 from exporter.dns.resolver import DnsSettings, parse_nameserver
 from exporter.metrics.families import RESERVED_LABELS
+from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
 from exporter.tls.trust import ca_file_problem
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -57,8 +60,8 @@ class ConfigError(ValueError):
 
 # Options a target may set and `defaults:` may give to every target.
 _OPTION_KEYS = (
-    "interval", "timeout", "ehlo_name", "tls", "ca_file", "address_family", "auth", "allow_plaintext_auth", "send",
-    "require", "tls_scan", "tls_scan_interval",
+    "interval", "timeout", "ehlo_name", "tls", "ca_file", "client_cert_file", "client_key_file", "address_family",
+    "auth", "allow_plaintext_auth", "send", "dane", "require", "tls_scan", "tls_scan_interval",
 )  # fmt: skip
 # /probe modules take the probe's options, `require:` included, but not the
 # scan's: /probe answers one probe per scrape, and a scan (~140 connections,
@@ -69,12 +72,15 @@ _MODULE_KEYS = (
     "ehlo_name",
     "timeout",
     "ca_file",
+    "client_cert_file",
+    "client_key_file",
     "address_family",
     "auth",
     "allow_plaintext_auth",
     "require",
     "mx",
     "max_mx",
+    "dane",
 )
 _SCHEDULE_ONLY_KEYS = ("tls_scan", "tls_scan_interval")
 _REQUIRE_KEYS = ("min_tls_version", "forward_secrecy")
@@ -93,7 +99,8 @@ _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "d
 # messages: those belong to a submission server, not to every MX of a domain.
 _DOMAIN_KEYS = (
     "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
-    "ca_file", "labels", "timeout", "require", "tls_scan", "tls_scan_interval",
+    "ca_file", "client_cert_file", "client_key_file", "labels", "timeout", "dane", "require", "tls_scan",
+    "tls_scan_interval",
 )  # fmt: skip
 _DNS_KEYS = ("nameservers", "timeout")
 _TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
@@ -109,10 +116,13 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "timeout": "15s",
     "tls": "starttls",
     "ca_file": None,
+    "client_cert_file": None,
+    "client_key_file": None,
     "address_family": "any",
     "allow_plaintext_auth": False,
     "tls_scan": True,
     "tls_scan_interval": "6h",
+    "dane": "auto",
 }
 
 
@@ -163,6 +173,10 @@ class _Reader:
     warnings: list[ConfigProblem] = field(default_factory=list)
     # Counts repeats too, so a target knows when one of its options failed.
     problems_seen: int = 0
+    # Each pair of files is checked once, however many targets share it.
+    client_certificates: dict[tuple[Path, Path], ClientCertificate | ClientCertificateProblem] = field(
+        default_factory=dict
+    )
 
     def problem(self, path: KeyPath, message: str) -> None:
         self.problems_seen += 1
@@ -419,12 +433,14 @@ class _Reader:
         ehlo_raw, ehlo_path = option("ehlo_name")
         ehlo_name = self._ehlo_name(ehlo_raw, ehlo_path) if ehlo_raw is not None else socket.gethostname()
         ca_file = self._ca_file(*option("ca_file"))
+        client_certificate = self._client_certificate(option)
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
         allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
         require = self._require(*option("require"))
         if require is not None and tls is TlsMode.NONE:
             self.problem(option("require")[1], "needs TLS, and tls is none: there is no session to hold to it")
+        dane = self._choice(*option("dane"), DaneMode)
         if (
             self.problems_seen > problems_before
             or tls is None
@@ -432,9 +448,21 @@ class _Reader:
             or ehlo_name is None
             or family is None
             or allow_plaintext_auth is None
+            or dane is None
         ):
             return None
-        return ProbeOptions(tls, timeout, ehlo_name, ca_file, family, auth, allow_plaintext_auth, require)
+        return ProbeOptions(
+            tls,
+            timeout,
+            ehlo_name,
+            ca_file,
+            family,
+            auth,
+            allow_plaintext_auth,
+            require=require,
+            dane=dane,
+            client_certificate=client_certificate,
+        )
 
     def _read_modules(self, raw: Any, defaults: _Defaults) -> dict[str, ProbeModule]:
         if raw is None:
@@ -562,7 +590,7 @@ class _Reader:
         text = self._string(raw, path)
         if text is None:
             return None
-        ca_file = (self.source.parent / text) if not os.path.isabs(text) else Path(text)
+        ca_file = self._relative(text)
         try:
             content = ca_file.read_bytes()
         except OSError as exc:
@@ -606,6 +634,36 @@ class _Reader:
         if minimum is None and not forward_secrecy:
             return None  # nothing required
         return TlsRequirements(min_tls_version=minimum, forward_secrecy=forward_secrecy)
+
+    def _client_certificate(self, option: _OptionReader) -> ClientCertificate | None:
+        """Both files or neither; readable, a matching pair, checked now (a 3 a.m. probe is too late)."""
+        (cert_raw, cert_path), (key_raw, key_path) = option("client_cert_file"), option("client_key_file")
+        if cert_raw is None and key_raw is None:
+            return None
+        if cert_raw is None or key_raw is None:
+            # Located where the one given is: the missing one has no line.
+            given, missing = (cert_path, "client_key_file") if key_raw is None else (key_path, "client_cert_file")
+            self.problem(given, f"needs {missing} too (a client certificate is both files or neither)")
+            return None
+        cert_text, key_text = self._string(cert_raw, cert_path), self._string(key_raw, key_path)
+        if cert_text is None or key_text is None:
+            return None
+        files = (self._relative(cert_text), self._relative(key_text))
+        loaded = self.client_certificates.get(files)
+        if loaded is None:
+            try:
+                loaded = load_client_certificate(*files)
+            except ClientCertificateProblem as exc:
+                loaded = exc
+            self.client_certificates[files] = loaded
+        if isinstance(loaded, ClientCertificateProblem):
+            self.problem(key_path if loaded.key_file_at_fault else cert_path, str(loaded))
+            return None
+        return loaded
+
+    def _relative(self, name: str) -> Path:
+        """A file named in the config: relative names are relative to the config file."""
+        return (self.source.parent / name) if not os.path.isabs(name) else Path(name)
 
     def _bool(self, raw: Any, path: KeyPath) -> bool | None:
         if not isinstance(raw, bool):

@@ -51,6 +51,14 @@ class AddressSelection(enum.StrEnum):
     ALL = "all"
 
 
+class DaneMode(enum.StrEnum):
+    """Whether DANE (RFC 7672) is checked: where a secure TLSA exists, always, or never."""
+
+    AUTO = "auto"
+    REQUIRED = "required"
+    OFF = "off"
+
+
 class AuthMechanism(enum.StrEnum):
     PLAIN = "PLAIN"
     LOGIN = "LOGIN"
@@ -106,6 +114,20 @@ class SendConfig:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """The certificate we present when a server asks for one, checked at load.
+
+    Only the file names and the expiry are kept; OpenSSL reads the key from
+    its file when the handshake context is built, once per configuration.
+    """
+
+    cert_file: Path
+    key_file: Path
+    # The certificate's notAfter (Unix time), read at load and on reload.
+    not_after: float
+
+
+@dataclass(frozen=True)
 class ProbeOptions:
     """How to probe, shared by targets, ``defaults`` and /probe modules."""
 
@@ -119,6 +141,8 @@ class ProbeOptions:
     # unless this is set.
     allow_plaintext_auth: bool = False
     require: TlsRequirements | None = None
+    dane: DaneMode = DaneMode.AUTO
+    client_certificate: ClientCertificate | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +165,9 @@ class ProbeSpec:
     # Connect to this address only, not to what ``host`` resolves to: one
     # (MX host, address) pair of a domain. SNI and the name check stay ``server_name``.
     connect_address: str | None = None
+    dane: DaneMode = DaneMode.AUTO
+    # Presented when the server asks (a CertificateRequest); None: we send none.
+    client_certificate: ClientCertificate | None = None
 
     @property
     def endpoint(self) -> str:
@@ -175,6 +202,8 @@ def probe_spec(
         send=send,
         require=options.require,
         connect_address=connect_address,
+        dane=options.dane,
+        client_certificate=options.client_certificate,
     )
 
 
@@ -302,6 +331,11 @@ class ConfigProblem:
         return f"{self.source}:{self.line}: {self.key_path}: {self.message}"
 
 
+# What a probe's TLS client depends on: the CA file (None: the system store)
+# and the client certificate it presents (None: none).
+TlsClientKey = tuple[Path | None, ClientCertificate | None]
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path
@@ -309,6 +343,7 @@ class Config:
     domains: tuple[DomainEntry, ...] = ()
     # Host targets with `addresses: all`: expanded through DNS at run time.
     host_addresses: tuple[HostAddressesEntry, ...] = ()
+    # The resolver every DNS lookup of the exporter (MX, A/AAAA, TLSA) goes through.
     dns: DnsSettings = field(default_factory=DnsSettings)
     # Things that work but deserve attention, such as a literal password.
     warnings: tuple[ConfigProblem, ...] = ()
@@ -319,11 +354,11 @@ class Config:
     def probe_allowed(self, host: str, port: int) -> bool:
         return any(rule.allows(host, port) for rule in self.probe_allow)
 
-    def ca_files(self) -> set[Path | None]:
-        """Every CA file a probe of this config may need (None: the system store)."""
+    def tls_client_keys(self) -> set[TlsClientKey]:
+        """Every (CA file, client certificate) pair a probe of this config may need."""
         return (
-            {target.spec.ca_file for target in self.targets}
-            | {entry.target.spec.ca_file for entry in self.host_addresses}
-            | {domain.options.ca_file for domain in self.domains}
-            | {module.options.ca_file for module in self.modules.values()}
+            {(target.spec.ca_file, target.spec.client_certificate) for target in self.targets}
+            | {(entry.target.spec.ca_file, entry.target.spec.client_certificate) for entry in self.host_addresses}
+            | {(domain.options.ca_file, domain.options.client_certificate) for domain in self.domains}
+            | {(module.options.ca_file, module.options.client_certificate) for module in self.modules.values()}
         )

@@ -66,9 +66,17 @@ class DemoCa:
     def pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, dns_name: str, *, not_before: datetime.datetime, not_after: datetime.datetime) -> ServerCertificate:
+    def issue(
+        self,
+        dns_name: str,
+        *,
+        not_before: datetime.datetime,
+        not_after: datetime.datetime,
+        purpose: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
+    ) -> ServerCertificate:
+        """A leaf for a TLS server, or with ``purpose`` CLIENT_AUTH one the probe presents."""
         key = ec.generate_private_key(ec.SECP256R1())
-        leaf = _leaf_builder(dns_name, key, not_before, not_after).issuer_name(self.certificate.subject)
+        leaf = _leaf_builder(dns_name, key, not_before, not_after, purpose).issuer_name(self.certificate.subject)
         return ServerCertificate(_pem(leaf.sign(self._key, hashes.SHA256())), _key_pem(key))
 
 
@@ -86,14 +94,22 @@ def server_context(
     name: str,
     *,
     maximum_version: ssl.TLSVersion | None = None,
+    client_ca: bytes | None = None,
 ) -> ssl.SSLContext:
-    """A TLS server context presenting ``certificate`` (written under ``directory``)."""
+    """A TLS server context presenting ``certificate`` (written under ``directory``).
+
+    With ``client_ca`` it asks for a client certificate from that CA (and
+    lets a client without one in, as Postfix's smtpd_tls_ask_ccert does).
+    """
     cert_path = directory / f"{name}.crt"
     key_path = directory / f"{name}.key"
     cert_path.write_bytes(certificate.chain_pem)
     write_private(key_path, certificate.key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cadata=client_ca.decode())
     if maximum_version is not None:
         with warnings.catch_warnings():
             # TLS 1.0 and 1.1 are deprecated; a legacy posture is the point here.
@@ -117,6 +133,7 @@ def _leaf_builder(
     key: ec.EllipticCurvePrivateKey,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
+    purpose: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
@@ -126,7 +143,7 @@ def _leaf_builder(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
     )
 
 

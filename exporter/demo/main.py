@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from exporter.cli.flags import add_listen_flag, add_log_flags
 from exporter.cli.logs import configure_logging
@@ -68,6 +69,8 @@ class Posture:
     credentials: Credentials = Credentials.NONE
     send: bool = False
     require: bool = False
+    # The server asks for a client certificate and the target presents one.
+    client_certificate: bool = False
 
     @property
     def server_name(self) -> str:
@@ -77,10 +80,12 @@ class Posture:
 POSTURES = (
     Posture(
         "healthy",
-        "STARTTLS, a trusted certificate, AUTH and a test message: every check passes",
+        "STARTTLS, a trusted certificate, a client certificate asked for and accepted, AUTH and a test message:"
+        " every check passes",
         credentials=Credentials.RIGHT,
         send=True,
         require=True,
+        client_certificate=True,
     ),
     Posture("implicit-tls", "TLS from the first byte (port 465 style), all good", tls="implicit"),
     Posture("expires-in-14-days", "certificate expires in 14 days: SmtpCertificateExpiringSoon", days_left=14),
@@ -129,6 +134,11 @@ async def _run(directory: Path, listener: socket.socket) -> int:
     ca_file = directory / "demo-ca.pem"
     ca_file.write_bytes(ca.pem)
     password = secrets.token_urlsafe(18)
+    client = ca.issue(
+        f"probe.{DOMAIN}", not_before=now - DAY, not_after=now + 60 * DAY, purpose=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    (directory / "probe-client.crt").write_bytes(client.chain_pem)
+    write_private(directory / "probe-client.key", client.key_pem)
     passwords = {Credentials.RIGHT: password, Credentials.WRONG: secrets.token_urlsafe(18)}
     for credentials, text in passwords.items():
         write_private(directory / f"{credentials.value}-password", text.encode())
@@ -141,6 +151,7 @@ async def _run(directory: Path, listener: socket.socket) -> int:
                 directory,
                 posture.name,
                 maximum_version=posture.maximum_version,
+                client_ca=ca.pem if posture.client_certificate else None,
             )
             server = DemoSmtpServer(
                 DemoServerSettings(
@@ -189,6 +200,9 @@ def _target(posture: Posture, port: int, directory: Path) -> dict[str, Any]:
     if posture.credentials is not Credentials.NONE:
         password_file = directory / f"{posture.credentials.value}-password"
         target["auth"] = {"username": DEMO_USER, "password_file": str(password_file)}
+    if posture.client_certificate:
+        target["client_cert_file"] = str(directory / "probe-client.crt")
+        target["client_key_file"] = str(directory / "probe-client.key")
     if posture.send:
         target["send"] = {"from": DEMO_USER, "to": [f"postmaster@{DOMAIN}"], "interval": "1m"}
     if posture.require:

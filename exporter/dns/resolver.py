@@ -9,6 +9,7 @@ reached over a trusted path (on loopback, or the same host).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -26,6 +27,8 @@ import dns.resolver
 from dns.rdatatype import RdataType
 
 from exporter.config.values import split_host_port
+
+log = logging.getLogger(__name__)
 
 DNS_PORT = 53
 # Fits a DNSSEC-signed answer in one unfragmented UDP datagram (DNS flag day 2020);
@@ -186,3 +189,12 @@ def _authenticated(response: dns.message.Message) -> bool:
 def _extended_error(response: dns.message.Message) -> str | None:
     errors = [option.to_text() for option in response.options if isinstance(option, dns.edns.EDEOption)]
     return "; ".join(errors) if errors else None
+
+
+def resolver_or_none(settings: DnsSettings) -> DnsResolver | None:
+    """The configured resolver; None (DANE unchecked, logged) when the system has no nameserver."""
+    try:
+        return DnsResolver(settings)
+    except dns.resolver.NoResolverConfiguration as error:
+        log.warning("no DNS resolver configured (%s): no domain is looked up and DANE is not checked", error)
+        return None

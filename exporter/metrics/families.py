@@ -100,6 +100,16 @@ TARGET_FAMILIES = (
         _gauge,
         f"1 if the server asked for a client certificate (CertificateRequest), {_LAST}.",
     ),
+    Family(
+        "smtp_tls_client_certificate_accepted",
+        _gauge,
+        f"1 if the server went on after asking for our configured client certificate, 0 if it refused it, {_LAST}.",
+    ),
+    Family(
+        "smtp_tls_client_cert_not_after_timestamp_seconds",
+        _gauge,
+        "notAfter of the client certificate the target is configured to present (read at config load).",
+    ),
     # The capability scan (issue 17): its own schedule, so /probe leaves it out.
     Family(
         "smtp_tls_version_accepted",
@@ -198,6 +208,35 @@ TARGET_FAMILIES = (
         _gauge,
         f"NCSC-NL 2025 rating of the weakest key or signature hash in the presented chain, root excluded, {_LAST}.",
         ("rating",),
+    ),
+    Family(
+        "smtp_dane_status_info",
+        _gauge,
+        f"DANE (RFC 7672) verdict: pass, fail, no_tlsa, insecure, unusable or dns_error, {_LAST}.",
+        ("status",),
+    ),
+    Family("smtp_dane_match", _gauge, f"1 if a usable TLSA record matched the presented chain, {_LAST}."),
+    Family(
+        "smtp_dane_tlsa_records",
+        _gauge,
+        f"TLSA records of each kind, when the lookup was DNSSEC-secure, {_LAST}.",
+        ("usage", "selector", "matching_type"),
+    ),
+    Family(
+        "smtp_dane_match_info",
+        _gauge,
+        f"1 for each TLSA record kind that matched and the chain depth it matched at, {_LAST}.",
+        ("usage", "selector", "matching_type", "depth"),
+    ),
+    Family(
+        "smtp_dane_rollover_ready",
+        _gauge,
+        f"1 if at least two usable TLSA records are published (a key change keeps one matching), {_LAST}.",
+    ),
+    Family(
+        "smtp_dane_renewal_safe",
+        _gauge,
+        f"0 when every matching TLSA record pins a whole certificate (selector 0), {_LAST}.",
     ),
     Family(
         "smtp_auth_mechanism_offered",

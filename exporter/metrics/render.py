@@ -16,6 +16,7 @@ from typing import Protocol
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config.model import ProbeSpec, ScheduledTarget, TlsRequirements
+from exporter.dane.verdict import DaneStatus, DaneVerdict
 from exporter.dns.mail_domain import DomainExpansion
 from exporter.metrics.families import (
     DOMAIN_FAMILIES,
@@ -278,6 +279,10 @@ class _Columns:
 
 def _put_spec(out: _Columns, spec: ProbeSpec) -> None:
     out.put("smtp_target_info", 1, (spec.host, str(spec.port), spec.tls.value, spec.server_name))
+    # A fact of the config, not of a probe: there before the first probe, and
+    # whether or not the server is reachable, so its expiry alert never waits.
+    if spec.client_certificate is not None:
+        out.put("smtp_tls_client_cert_not_after_timestamp_seconds", spec.client_certificate.not_after)
 
 
 def _put_result(out: _Columns, result: ProbeResult) -> None:
@@ -294,6 +299,16 @@ def _put_result(out: _Columns, result: ProbeResult) -> None:
         out.put("smtp_tls_handshake_success", result.tls_handshake_succeeded)
     if result.tls is not None:
         _put_tls_session(out, result.tls)
+    if result.dane is not None:
+        _put_dane(out, result.dane)
+    client_certificate = result.client_certificate
+    if client_certificate is not None:
+        if result.tls is None or result.tls.handshake is None:
+            # A handshake that failed after the server's CertificateRequest:
+            # the session is gone, the request was recorded.
+            out.put("smtp_tls_client_certificate_requested", client_certificate.requested)
+        if client_certificate.requested and client_certificate.accepted is not None:
+            out.put("smtp_tls_client_certificate_accepted", client_certificate.accepted)
     ehlo = result.effective_ehlo
     if ehlo is not None:
         for mechanism in sorted(ehlo.auth_mechanisms):
@@ -379,6 +394,21 @@ def _put_scan(out: _Columns, scan: ScanResult, require: TlsRequirements | None) 
             out.put(family, verdict)
     for requirement, met in requirements_met(scan, require):
         out.put("smtp_tls_scan_requirement_met", met, (requirement,))
+
+
+def _put_dane(out: _Columns, dane: DaneVerdict) -> None:
+    out.put("smtp_dane_status_info", 1, (dane.status.value,))
+    if dane.lookup.secure:
+        for kind, count in dane.records_by_kind().items():
+            out.put("smtp_dane_tlsa_records", count, tuple(str(part) for part in kind))
+    if not dane.applies:
+        return
+    out.put("smtp_dane_match", dane.status is DaneStatus.PASS)
+    for match in dane.matches:
+        out.put("smtp_dane_match_info", 1, (*(str(part) for part in match.kind), str(match.depth)))
+    out.put("smtp_dane_rollover_ready", dane.rollover_ready)
+    if dane.matches:
+        out.put("smtp_dane_renewal_safe", dane.renewal_safe)
 
 
 def _expiry_days(blocks: Iterable[_Block], now: float) -> str:

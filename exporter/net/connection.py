@@ -291,6 +291,16 @@ class SmtpConnection:
         await tls.handshake_done
         return ssl_object
 
+    @property
+    def tls_object(self) -> ssl.SSLObject | None:
+        """The TLS session once a handshake has begun, also when it failed (its messages were recorded)."""
+        return self._protocol.tls.ssl_object if self._protocol.tls is not None else None
+
+    @property
+    def received_alert(self) -> str | None:
+        """The TLS alert the server ended the connection with, as OpenSSL names it; None otherwise."""
+        return received_alert(self._protocol.lost_because)
+
     def close(self) -> None:
         # We never need a graceful TLS shutdown: everything we wanted has been
         # read, and waiting for a peer's close_notify would hold the socket open.
@@ -301,6 +311,13 @@ class SmtpConnection:
         for index, text in enumerate(reply.lines):
             separator = " " if index == last else "-"
             self._transcript.server(f"{reply.code}{separator}{text}")
+
+
+def received_alert(error: BaseException | None) -> str | None:
+    """OpenSSL's name of the alert ``error`` reports receiving (TLSV1_ALERT_UNKNOWN_CA), or None."""
+    if isinstance(error, ssl.SSLError) and _RECEIVED_ALERT.fullmatch(error.reason or ""):
+        return str(error.reason)
+    return None
 
 
 def _closed_error(cause: Exception | None) -> Exception:

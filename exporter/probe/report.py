@@ -10,6 +10,7 @@ import datetime
 from typing import Any
 
 from exporter.config.model import ProbeSpec, TlsMode
+from exporter.dane.verdict import DaneStatus, DaneVerdict, association_data
 from exporter.probe.result import ProbeResult
 from exporter.probe.transcript import printable
 from exporter.smtp.ehlo import EhloCapabilities
@@ -79,6 +80,8 @@ def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bo
         lines.append(style.dim(text) if line.direction == "*" else text)
     if result.tls is not None:
         lines += ["", *_tls_section(spec, result.tls, now, style)]
+    if result.dane is not None:
+        lines += ["", *_dane_section(result.dane, result.tls, style)]
     if result.effective_ehlo is not None:
         lines += ["", *_capabilities_section(result.effective_ehlo)]
     if result.auth is not None and spec.auth is not None:
@@ -95,6 +98,33 @@ def human_report(spec: ProbeSpec, result: ProbeResult, *, now: float, colour: bo
     verdict = verdict_line(spec, result, now)
     lines.append(style.good(verdict) if result.success else style.bad(verdict))
     return "\n".join(lines) + "\n"
+
+
+def _dane_section(dane: DaneVerdict, tls: TlsSession | None, style: _Style) -> list[str]:
+    """TLSA records, their DNSSEC status and the match, in posttls-finger's words; records to publish."""
+    lookup = dane.lookup
+    dnssec = "DNSSEC-secure" if lookup.secure else "not secure"
+    lines = [
+        style.heading(f"DANE (RFC 7672): {dane.status.value}"),
+        f"  {lookup.query_name or '(no lookup)'}: {dnssec}",
+    ]
+    for record in lookup.records:
+        usable = "" if record.usable else "  (unusable for SMTP)"
+        lines.append(f"  TLSA {record.text()}{usable}")
+    for match in dane.matches:
+        lines.append(style.good(f"  {match.describe()}"))
+    if dane.detail and not dane.matches:
+        lines.append((style.bad if dane.status in (DaneStatus.FAIL, DaneStatus.DNS_ERROR) else str)(f"  {dane.detail}"))
+    if dane.applies:
+        lines.append(f"  rollover ready: {'yes' if dane.rollover_ready else 'no (publish two usable records)'}")
+    leaf = tls.leaf if tls is not None else None
+    if leaf is not None and leaf.der:
+        lines.append("  Records for the presented leaf (publish the first, keep the next key's beside it):")
+        for selector, matching_type in ((1, 1), (1, 2), (0, 1), (0, 2)):
+            data = association_data(leaf.der, selector, matching_type)
+            if data is not None:
+                lines.append(f"    3 {selector} {matching_type} {data.hex()}")
+    return lines
 
 
 def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) -> list[str]:
@@ -117,6 +147,7 @@ def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) ->
         f"  Cipher     {tls.cipher} ({tls.cipher_bits} bits)",
         *([f"  Handshake  {handshake}"] if (handshake := postfix_style_handshake(tls)) else []),
         f"  Ratings    {_ratings(tls)} (NCSC-NL 2025)",
+        *([f"  Client     {client}"] if (client := _client_certificate_text(spec, tls, style)) else []),
         f"  Trust      {trust}",
         f"  Host name  {hostname}",
         "",
@@ -157,6 +188,15 @@ def postfix_style_handshake(tls: TlsSession) -> str:
         if scheme.digest:
             parts.append(f"server-digest {scheme.digest}")
     return " ".join(parts)
+
+
+def _client_certificate_text(spec: ProbeSpec, tls: TlsSession, style: _Style) -> str:
+    requested = tls.handshake is not None and tls.handshake.client_certificate_requested
+    if spec.client_certificate is None:
+        return "certificate requested, none configured" if requested else ""
+    if not requested:
+        return f"certificate {spec.client_certificate.cert_file} not requested by the server"
+    return f"certificate {spec.client_certificate.cert_file} sent (expires {_utc(spec.client_certificate.not_after)})"
 
 
 def _ratings(tls: TlsSession) -> str:
@@ -240,6 +280,9 @@ def result_document(spec: ProbeSpec, result: ProbeResult, *, now: float) -> dict
         "send": None
         if result.send is None
         else {"success": result.send.success, "message_id": result.send.message_id, "reply": result.send.reply},
+        # Added in schema_version 1 without a new version: optional, so documents of
+        # earlier releases still validate.
+        "client_certificate": _client_certificate_document(spec, result),
         "transcript": [
             {"offset_seconds": line.offset_seconds, "direction": line.direction, "text": line.text}
             for line in result.transcript
@@ -261,6 +304,8 @@ def _ehlo_document(ehlo: EhloCapabilities | None) -> dict[str, Any] | None:
 def _tls_document(tls: TlsSession | None, now: float) -> dict[str, Any] | None:
     if tls is None:
         return None
+    facts = tls.handshake
+    chain = chain_weakest_rating(tls.chain)
     trust_error = None
     if not tls.trust.trusted:
         trust_error = {"code": tls.trust.error_code, "message": tls.trust.error_message, "depth": tls.trust.error_depth}
@@ -272,6 +317,29 @@ def _tls_document(tls: TlsSession | None, now: float) -> dict[str, Any] | None:
         "trust_error": trust_error,
         "hostname_match": tls.hostname_match,
         "chain": [_certificate_document(certificate, now) for certificate in tls.chain],
+        # Added in schema_version 1 (optional fields): the handshake in depth.
+        "key_exchange": None
+        if facts is None or facts.group is None
+        else {"group": facts.group, "bits": facts.key_exchange_bits},
+        "signature_scheme": facts.signature_scheme if facts is not None else None,
+        "client_certificate_requested": facts.client_certificate_requested if facts is not None else None,
+        "handshake_summary": postfix_style_handshake(tls) or None,
+        "ratings": {"cipher": cipher_rating(tls.cipher).value, "chain": chain.value if chain else None},
+    }
+
+
+def _client_certificate_document(spec: ProbeSpec, result: ProbeResult) -> dict[str, Any] | None:
+    """Our configured client certificate: the file and expiry (never the key) and what became of it."""
+    configured = spec.client_certificate
+    if configured is None:
+        return None
+    outcome = result.client_certificate
+    return {
+        "cert_file": str(configured.cert_file),
+        "not_after": _iso(configured.not_after),
+        "requested": outcome.requested if outcome is not None else None,
+        "sent": outcome.sent if outcome is not None else None,
+        "accepted": outcome.accepted if outcome is not None else None,
     }
 
 

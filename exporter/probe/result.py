@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from exporter.dane.verdict import DaneVerdict
 from exporter.smtp.ehlo import EhloCapabilities
 from exporter.smtp.reply import SmtpReply
 from exporter.tls.session import TlsSession
@@ -45,6 +46,7 @@ class Reason(enum.StrEnum):
     # The target's `require:` policy, held against the negotiated session.
     TLS_VERSION_TOO_LOW = "tls_version_too_low"
     NO_FORWARD_SECRECY = "no_forward_secrecy"
+    CLIENT_CERT_REJECTED = "client_cert_rejected"
     PROTOCOL_ERROR = "protocol_error"
     AUTH_FAILED = "auth_failed"
     AUTH_TEMPORARY_FAILURE = "auth_temporary_failure"
@@ -54,6 +56,12 @@ class Reason(enum.StrEnum):
     MAIL_FROM_REJECTED = "mail_from_rejected"
     RCPT_REJECTED = "rcpt_rejected"
     DATA_REJECTED = "data_rejected"
+    # DANE (RFC 7672): the chain matches no usable TLSA record.
+    DANE_MISMATCH = "dane_mismatch"
+    # The TLSA lookup (or the host's address lookup before it) was bogus, SERVFAIL or timed out.
+    DANE_LOOKUP_FAILED = "dane_lookup_failed"
+    # ``dane: required`` and no secure, usable TLSA set.
+    DANE_REQUIRED = "dane_required"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -82,6 +90,21 @@ class SendOutcome:
     # The reply that decided it: the DATA answer on success, the rejection otherwise.
     reply: str
     message_id: str = ""
+
+
+@dataclass(frozen=True)
+class ClientCertificateOutcome:
+    """What became of our configured client certificate in this probe."""
+
+    # The server sent a CertificateRequest.
+    requested: bool
+    # Our Certificate message carried a certificate.
+    sent: bool
+    # True: the server went on after the handshake (its next reply came);
+    # False: it refused (an alert in or right after the handshake, or a 421
+    # as its first reply); None: not requested, or no verdict before the
+    # probe ended (a close without an alert, a timeout).
+    accepted: bool | None
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,10 @@ class ProbeResult:
     auth: AuthOutcome | None = None
     # None unless a test message was due and the probe got as far as sending it.
     send: SendOutcome | None = None
+    # None when DANE was not checked (``dane: off``, ``tls: none``, no resolver).
+    dane: DaneVerdict | None = None
+    # None unless the target has a client certificate and a handshake was attempted.
+    client_certificate: ClientCertificateOutcome | None = None
     transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
 
     @property

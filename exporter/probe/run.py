@@ -13,12 +13,23 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
-from exporter.config.model import AuthConfig, ProbeSpec, SendConfig, TlsMode
+from exporter.config.model import AuthConfig, DaneMode, ProbeSpec, SendConfig, TlsMode
 from exporter.config.values import format_endpoint
-from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection
-from exporter.probe.result import AuthOutcome, Failure, Phase, ProbeResult, Reason, SendOutcome
+from exporter.dane.tlsa import TlsaLookup, lookup_tlsa
+from exporter.dane.verdict import DaneStatus, DaneVerdict, dane_verdict
+from exporter.dns.resolver import DnsResolver
+from exporter.net.connection import ConnectFailed, ConnectionClosed, DnsError, SmtpConnection, received_alert
+from exporter.probe.result import (
+    AuthOutcome,
+    ClientCertificateOutcome,
+    Failure,
+    Phase,
+    ProbeResult,
+    Reason,
+    SendOutcome,
+)
 from exporter.probe.transcript import Transcript
 from exporter.smtp.auth import authenticate, choose_mechanism
 from exporter.smtp.ehlo import EhloCapabilities, parse_ehlo
@@ -26,6 +37,8 @@ from exporter.smtp.message import build_message
 from exporter.smtp.reply import ReplyError, SmtpReply
 from exporter.smtp.status import SmtpStatus
 from exporter.tls.context import TlsClient
+from exporter.tls.handshake import handshake_facts
+from exporter.tls.private_api import handshake_recorder
 from exporter.tls.session import TlsSession, describe_session
 from exporter.tls.verdicts import certificate_failures, requirement_failures
 
@@ -42,17 +55,22 @@ async def run_probe(
     name: str | None = None,
     send_due: bool = False,
     keep_transcript: bool = True,
+    resolver: DnsResolver | None = None,
 ) -> ProbeResult:
     """Probe ``spec`` once; with ``send_due``, also send its test message.
 
     ``name`` is the target's name for logs and the test message (default: host:port).
+    With a ``resolver`` (a validating one), DANE is checked as ``spec.dane`` says.
     """
     run = _ProbeRun(spec, tls_client, name or spec.endpoint, send_due=send_due, keep_transcript=keep_transcript)
     try:
         async with asyncio.timeout_at(run.deadline):
+            if resolver is not None and spec.dane is not DaneMode.OFF and spec.tls is not TlsMode.NONE:
+                # The TLSA lookup runs while we connect; the handshake's chain waits for it.
+                run.tlsa = asyncio.ensure_future(lookup_tlsa(resolver, spec.host, spec.port))
             await _converse(run)
     except _Abort as abort:
-        run.fail(abort.reason, abort.detail)
+        run.fail(abort.reason, abort.detail, phase=abort.phase)
     except TimeoutError:
         run.fail(Reason.TIMEOUT, f"no complete answer within the {spec.timeout:g}s timeout")
     except DnsError as exc:
@@ -73,16 +91,30 @@ async def run_probe(
     finally:
         if run.connection is not None:
             run.connection.close()
+    if run.tlsa is not None:
+        # A conversation cut short (no STARTTLS, a failed handshake) still gets DANE's verdict.
+        try:
+            async with asyncio.timeout_at(run.deadline):
+                await _judge_dane(run)
+        except TimeoutError:
+            run.tlsa.cancel()
+            if not any(failure.reason is Reason.TIMEOUT for failure in run.failures):
+                run.fail(Reason.TIMEOUT, "the TLSA lookup did not finish within the timeout", Phase.TLS_HANDSHAKE)
+        except Exception as exc:  # a bug of ours, as above
+            log.exception("DANE check of target %s failed unexpectedly", run.name)
+            run.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__} (see the exporter log)")
     return run.result()
 
 
 class _Abort(Exception):
     """Ends the conversation with a failure the probe understands."""
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", *, phase: Phase | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        # None: the phase that was running.
+        self.phase = phase
 
 
 class _ProbeRun:
@@ -111,6 +143,11 @@ class _ProbeRun:
         self.ehlo_after_tls: EhloCapabilities | None = None
         self.auth: AuthOutcome | None = None
         self.send: SendOutcome | None = None
+        self.tlsa: asyncio.Future[TlsaLookup] | None = None
+        self.dane: DaneVerdict | None = None
+        # Certificate failures held back until DANE decides whether they count.
+        self.pkix_failures: list[Failure] = []
+        self.client_certificate: ClientCertificateOutcome | None = None
 
     @contextlib.contextmanager
     def phase(self, phase: Phase) -> Iterator[None]:
@@ -146,6 +183,8 @@ class _ProbeRun:
             ehlo_after_tls=self.ehlo_after_tls,
             auth=self.auth,
             send=self.send,
+            dane=self.dane,
+            client_certificate=self.client_certificate,
             transcript=self.transcript.lines(),
         )
 
@@ -166,7 +205,7 @@ async def _converse(run: _ProbeRun) -> None:
         await _handshake(run, connection)
 
     with run.phase(Phase.BANNER):
-        run.banner = banner = await connection.read_reply()
+        run.banner = banner = await _first_reply_after_handshake(run, connection, connection.read_reply())
     if banner.code != SmtpStatus.READY:
         raise _Abort(Reason.BANNER_REJECTED, str(banner))
 
@@ -201,7 +240,9 @@ async def _starttls(run: _ProbeRun, connection: SmtpConnection, ehlo: EhloCapabi
 
 async def _authenticate(run: _ProbeRun, connection: SmtpConnection, auth: AuthConfig) -> None:
     over_tls = run.tls is not None
-    verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    pkix_verified = run.tls is not None and run.tls.trust.trusted and run.tls.hostname_match
+    dane_verified = run.dane is not None and run.dane.status is DaneStatus.PASS
+    verified = dane_verified if run.dane is not None and run.dane.applies else pkix_verified
     if not verified and not run.spec.allow_plaintext_auth:
         # Credentials sent every minute to whoever answers would be a gift to
         # anyone in the path: they go only where a mail client would send them.
@@ -277,7 +318,7 @@ async def _mail_transaction(
 
 async def _ehlo(run: _ProbeRun, connection: SmtpConnection) -> EhloCapabilities:
     with run.phase(Phase.EHLO):
-        reply = await connection.command(f"EHLO {run.spec.ehlo_name}")
+        reply = await _first_reply_after_handshake(run, connection, connection.command(f"EHLO {run.spec.ehlo_name}"))
     if reply.code != SmtpStatus.COMPLETED:
         raise _Abort(Reason.EHLO_REJECTED, str(reply))
     return parse_ehlo(reply)
@@ -290,8 +331,10 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         try:
             ssl_object = await connection.start_tls(run.tls_client.handshake_context, spec.server_name)
         except ssl.SSLError as exc:
+            _client_certificate_refused_in_handshake(run, connection, exc)
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, exc.reason or str(exc)) from exc
         except (ConnectionError, OSError) as exc:
+            _client_certificate_refused_in_handshake(run, connection, exc)
             detail = "connection lost during the TLS handshake" + (f": {exc}" if str(exc) else "")
             raise _Abort(Reason.TLS_HANDSHAKE_FAILED, detail) from exc
     run.tls_handshake_succeeded = True
@@ -299,12 +342,117 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         ssl_object, server_name=spec.server_name, trust_store=run.tls_client.trust_store
     )
     run.transcript.event(f"TLS established: {session.version} {session.cipher} ({session.cipher_bits} bits)")
-    for failure in certificate_failures(session, server_name=spec.server_name, now=time.time()):
-        run.fail(failure.reason, failure.detail, phase=failure.phase)
+    if spec.client_certificate is not None and session.handshake is not None:
+        facts = session.handshake
+        # Asked for, the verdict is still open: it shows in the next reply.
+        run.client_certificate = ClientCertificateOutcome(
+            requested=facts.client_certificate_requested, sent=facts.client_certificate_sent, accepted=None
+        )
     # Like the certificate verdicts, the policy fails the probe without ending
     # it: the rest of the conversation (AUTH, the test message) is still reported.
+    # It holds whatever DANE says: DANE authenticates the server, not the session's strength.
     for failure in requirement_failures(session, spec.require):
         run.fail(failure.reason, failure.detail, phase=failure.phase)
+    failures = certificate_failures(session, server_name=spec.server_name, now=time.time())
+    if run.tlsa is None:
+        for failure in failures:
+            run.fail(failure.reason, failure.detail, phase=failure.phase)
+        return
+    run.pkix_failures = failures
+    await _judge_dane(run)
+
+
+async def _judge_dane(run: _ProbeRun) -> None:
+    """DANE's verdict, once: after the handshake, or at the end when no TLS session came about.
+
+    RFC 7672 section 3: with a secure, usable TLSA set DANE alone authenticates
+    the server, so the PKIX (trust, hostname, dates) failures do not count then.
+    """
+    if run.tlsa is None or run.dane is not None:
+        return
+    lookup = await run.tlsa
+    spec = run.spec
+    chain = [certificate.der for certificate in run.tls.chain] if run.tls is not None else None
+    names = tuple(dict.fromkeys((spec.server_name, spec.host, lookup.base_name)))
+    run.dane = verdict = dane_verdict(lookup, chain, reference_names=names, now=time.time())
+    run.transcript.event(f"DANE: {verdict.status.value}" + (f": {verdict.detail}" if verdict.detail else ""))
+    if not verdict.applies:
+        for failure in run.pkix_failures:
+            run.fail(failure.reason, failure.detail, phase=failure.phase)
+    run.pkix_failures = []
+    phase = Phase.TLS_HANDSHAKE
+    if verdict.status is DaneStatus.DNS_ERROR:
+        run.fail(Reason.DANE_LOOKUP_FAILED, verdict.detail, phase=phase)
+    elif verdict.status is DaneStatus.FAIL and chain:
+        # Without a chain, the failure to get TLS (no STARTTLS, a failed handshake) is already reported.
+        run.fail(Reason.DANE_MISMATCH, verdict.detail, phase=phase)
+    elif spec.dane is DaneMode.REQUIRED and not verdict.applies:
+        run.fail(Reason.DANE_REQUIRED, f"no secure, usable TLSA set at {lookup.query_name}: {verdict.detail}", phase)
+
+
+def _client_certificate_refused_in_handshake(run: _ProbeRun, connection: SmtpConnection, error: Exception) -> None:
+    """In TLS 1.2 the server judges our certificate before its Finished: an alert then is its verdict.
+
+    Raises _Abort(CLIENT_CERT_REJECTED) when a server that asked for our
+    certificate ended the handshake with an alert; returns otherwise.
+    """
+    tls_object = connection.tls_object
+    recorder = handshake_recorder(tls_object) if tls_object is not None else None
+    if run.spec.client_certificate is None or recorder is None:
+        return
+    facts = handshake_facts(recorder, kea="", leaf_key_type="unknown")
+    alert = received_alert(error)
+    requested, sent = facts.client_certificate_requested, facts.client_certificate_sent
+    run.client_certificate = ClientCertificateOutcome(requested, sent, accepted=None)
+    if requested and alert is not None:
+        run.client_certificate = ClientCertificateOutcome(requested, sent, accepted=False)
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server refused our client certificate in the handshake: TLS alert {_alert_text(alert)}",
+            phase=Phase.TLS_HANDSHAKE,
+        ) from error
+
+
+async def _first_reply_after_handshake(
+    run: _ProbeRun, connection: SmtpConnection, exchange: Awaitable[SmtpReply]
+) -> SmtpReply:
+    """The server's first reply over TLS: where its verdict on our client certificate shows.
+
+    In TLS 1.3 our Certificate goes out after the server's Finished (RFC 8446
+    section 4.4), so our handshake ends before the server has judged it; a
+    server that refuses it sends an alert, which arrives in place of this
+    reply. Postfix (smtpd_tls_req_ccert) completes the handshake in both
+    versions and answers an untrusted or missing certificate with a 421.
+    """
+    outcome = run.client_certificate
+    if outcome is None or not outcome.requested or outcome.accepted is not None:
+        return await exchange
+    try:
+        reply = await exchange
+    except ConnectionClosed as exc:
+        alert = connection.received_alert
+        if alert is None:
+            raise  # a close without a word is no verdict on the certificate
+        run.client_certificate = ClientCertificateOutcome(outcome.requested, outcome.sent, accepted=False)
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server refused our client certificate after the handshake: TLS alert {_alert_text(alert)}",
+            phase=Phase.TLS_HANDSHAKE,
+        ) from exc
+    accepted = reply.code != SmtpStatus.SERVICE_NOT_AVAILABLE
+    run.client_certificate = ClientCertificateOutcome(outcome.requested, outcome.sent, accepted=accepted)
+    if not accepted:
+        raise _Abort(
+            Reason.CLIENT_CERT_REJECTED,
+            f"the server ended the session after asking for our client certificate: {reply}",
+            phase=Phase.TLS_HANDSHAKE,
+        )
+    return reply
+
+
+def _alert_text(openssl_reason: str) -> str:
+    """``TLSV1_ALERT_UNKNOWN_CA`` as RFC 8446 names it, with OpenSSL's name: ``unknown_ca (TLSV1_ALERT_UNKNOWN_CA)``."""
+    return f"{openssl_reason.partition('_ALERT_')[2].lower()} ({openssl_reason})"
 
 
 async def _quit(run: _ProbeRun, connection: SmtpConnection) -> None:

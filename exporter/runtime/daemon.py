@@ -10,13 +10,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import dns.resolver
 from aiohttp import web
 
 from exporter import __version__
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.model import Config, DomainEntry, HostAddressesEntry, ScheduledTarget
-from exporter.dns.resolver import DnsResolver, DnsSettings
+from exporter.dns.resolver import DnsResolver, DnsSettings, resolver_or_none
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
@@ -44,7 +43,7 @@ def load_runtime(path: Path) -> tuple[Config, TlsClients]:
     config = load_config(path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    return config, TlsClients(config.ca_files())
+    return config, TlsClients(config.tls_client_keys())
 
 
 class Daemon:
@@ -57,9 +56,11 @@ class Daemon:
         self._scheduler: Scheduler | None = None
         self._scan_scheduler: ScanScheduler | None = None
         self._watcher: DnsWatcher | None = None
-        self._dns_settings: DnsSettings | None = None
+        self._watched_resolver: DnsResolver | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
+        # The one resolver client of the loaded ``dns:`` block: domain lookups and TLSA.
+        self._dns: tuple[DnsSettings, DnsResolver | None] | None = None
         self._last_reload_successful = False
         self._last_reload_success_timestamp = 0.0
 
@@ -102,21 +103,16 @@ class Daemon:
         """Hand the DNS entries of the config to the watcher; pairs follow from its lookups."""
         if self._scheduler is None or self._config is None:
             return  # not started yet: start() follows DNS
-        settings = self._config.dns
         entries = self._dns_entries()
         if not entries and self._watcher is None:
-            return  # nothing to look up: no resolver needed (a host without resolv.conf may not have one)
-        try:
-            resolver = DnsResolver(settings)
-        except dns.resolver.NoResolverConfiguration as exc:  # no nameserver in resolv.conf
-            # The lookups cannot run; say so, keep the rest of the exporter going.
-            log.error("cannot set up the DNS resolver; domains are not looked up: %s", exc)
-            return
-        changed = settings != self._dns_settings
-        self._dns_settings = settings
+            return  # nothing to look up
+        resolver = self._resolver()
+        if resolver is None:
+            return  # no nameserver anywhere: logged, and the rest of the exporter goes on
         if self._watcher is None:
             self._watcher = DnsWatcher(self._dns_changed, resolver)
-        self._watcher.set_entries(entries, resolver, resolver_changed=changed)
+        self._watcher.set_entries(entries, resolver, resolver_changed=resolver is not self._watched_resolver)
+        self._watched_resolver = resolver
         # Changed and removed entries lost their pairs; unchanged ones keep theirs.
         self._dns_changed()
 
@@ -174,7 +170,9 @@ class Daemon:
     async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse:
         if self._config is None:
             return ProbeResponse(503, "the configuration is not loaded yet\n")
-        return await probe_on_demand(self._config, self._tls_clients, query, scrape_timeout_header)
+        return await probe_on_demand(
+            self._config, self._tls_clients, query, scrape_timeout_header, resolver=self._resolver()
+        )
 
     def metrics_chunks(self) -> list[str]:
         scheduler = self._scheduler
@@ -203,11 +201,19 @@ class Daemon:
             return unresolved_result(target.unresolved, time.time())
         return await run_probe(
             target.spec,
-            self._tls_clients.for_ca_file(target.spec.ca_file),
+            self._tls_clients.for_spec(target.spec),
             name=target.name,
             send_due=self._send_due(target),
             keep_transcript=False,
+            resolver=self._resolver(),
         )
+
+    def _resolver(self) -> DnsResolver | None:
+        """One resolver client per loaded ``dns:`` block, shared by every probe."""
+        settings = self._config.dns if self._config is not None else DnsSettings()
+        if self._dns is None or self._dns[0] != settings:
+            self._dns = (settings, resolver_or_none(settings))
+        return self._dns[1]
 
     def _send_due(self, target: ScheduledTarget) -> bool:
         send = target.spec.send

@@ -14,6 +14,9 @@ class SmtpStatus(enum.IntEnum):
     # RFC 4954 section 4: the server's "go on" to a SASL exchange.
     AUTH_CONTINUE = 334
     START_MAIL_INPUT = 354
+    # "Service not available, closing transmission channel"; also how Postfix
+    # refuses a client certificate right after the handshake (smtpd_tls_req_ccert).
+    SERVICE_NOT_AVAILABLE = 421
     BAD_SEQUENCE = 503
     # RFC 4954: "Unrecognized authentication type".
     PARAMETER_NOT_IMPLEMENTED = 504

@@ -1,4 +1,4 @@
-"""How a probe does TLS as a client: one handshake context, and trust stores per CA file."""
+"""How a probe does TLS as a client: a handshake context per client certificate, trust stores per CA file."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.config.model import ClientCertificate, ProbeSpec, TlsClientKey
+from exporter.tls.client_certificate import load_into
 from exporter.tls.private_api import observe_handshakes
 from exporter.tls.trust import TrustStore
 
@@ -51,20 +53,43 @@ class TlsClient:
 
 
 class TlsClients:
-    """One TlsClient per CA file (None: the system store), built once per configuration.
+    """One TlsClient per (CA file, client certificate), built once per configuration.
 
     Trust stores remember verdicts, so targets that share a CA file share one.
+    Handshake contexts depend only on the client certificate (verification
+    is off in the handshake), so each distinct certificate gets one context
+    with load_cert_chain, shared by every CA file, and targets without one
+    share the plain context. OpenSSL reads the key file once, here.
     """
 
-    def __init__(self, ca_files: Iterable[Path | None] = ()) -> None:
-        self._context = handshake_context()
-        self._clients: dict[Path | None, TlsClient] = {}
-        for ca_file in ca_files:
-            self.for_ca_file(ca_file)
+    def __init__(self, keys: Iterable[TlsClientKey] = ()) -> None:
+        self._contexts: dict[ClientCertificate | None, ssl.SSLContext] = {None: handshake_context()}
+        self._trust_stores: dict[Path | None, TrustStore] = {}
+        self._clients: dict[TlsClientKey, TlsClient] = {}
+        for ca_file, client_certificate in keys:
+            self.client(ca_file, client_certificate)
 
-    def for_ca_file(self, ca_file: Path | None) -> TlsClient:
-        """Raises OpenSSL.crypto.Error for a file OpenSSL cannot load (the config checked it at load)."""
-        client = self._clients.get(ca_file)
+    def for_spec(self, spec: ProbeSpec) -> TlsClient:
+        return self.client(spec.ca_file, spec.client_certificate)
+
+    def client(self, ca_file: Path | None, client_certificate: ClientCertificate | None = None) -> TlsClient:
+        """Raises OpenSSL.crypto.Error for a CA file and ssl.SSLError for a client
+        certificate that OpenSSL cannot load (the config checked both at load)."""
+        key = (ca_file, client_certificate)
+        client = self._clients.get(key)
         if client is None:
-            client = self._clients[ca_file] = TlsClient(self._context, TrustStore(ca_file))
+            context = self._contexts.get(client_certificate)
+            if context is None and client_certificate is not None:
+                context = handshake_context()
+                load_into(context, client_certificate)
+                self._contexts[client_certificate] = context
+            trust_store = self._trust_stores.get(ca_file)
+            if trust_store is None:
+                trust_store = self._trust_stores[ca_file] = TrustStore(ca_file)
+            client = self._clients[key] = TlsClient(context or self._contexts[None], trust_store)
         return client
+
+    @property
+    def handshake_contexts(self) -> int:
+        """How many handshake contexts exist (one plus one per client certificate)."""
+        return len(self._contexts)

@@ -54,6 +54,8 @@ async def probe_on_demand(
     tls_clients: TlsClients,
     query: Mapping[str, str],
     scrape_timeout_header: str | None,
+    *,
+    resolver: DnsResolver | None = None,
 ) -> ProbeResponse:
     requested = query.get("target", "").strip()
     if not requested:
@@ -82,7 +84,7 @@ async def probe_on_demand(
         return ProbeResponse(
             403, f"{spec.host}:{spec.port} is not in probe_allow; /probe only reaches listed hosts and ports\n"
         )
-    result = await run_probe(spec, tls_clients.for_ca_file(spec.ca_file))
+    result = await run_probe(spec, tls_clients.for_spec(spec), resolver=resolver)
     now = time.time()
     metrics = render_probe(spec, result, now)
     if query.get("debug", "").lower() in ("true", "1", "yes"):
@@ -118,6 +120,7 @@ async def _probe_domain(
         ehlo_name=module.options.ehlo_name,
         ca_file=module.options.ca_file,
         address_family=module.options.address_family,
+        client_certificate=module.options.client_certificate,
     )
     # Two lookups in sequence (MX, then the addresses) within the other half.
     dns_timeout = min(config.dns.timeout, max(MINIMUM_TIMEOUT_SECONDS, timeout / 4))
@@ -126,7 +129,12 @@ async def _probe_domain(
     except dns.resolver.NoResolverConfiguration:
         return ProbeResponse(503, "no DNS resolver: set dns.nameservers or fix /etc/resolv.conf\n")
     probed = await probe_domain(
-        resolver, domain, port, options, tls_clients.for_ca_file(options.ca_file), max_mx=module.max_mx
+        resolver,
+        domain,
+        port,
+        options,
+        tls_clients.client(options.ca_file, options.client_certificate),
+        max_mx=module.max_mx,
     )
     now = time.time()
     metrics = render_probes(

@@ -197,8 +197,13 @@ class DnsServers:
                 raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{self.log_text()}")
 
 
-def start_dns_servers(zones: Sequence[Zone], base: Path) -> DnsServers:
-    """Write, sign and serve ``zones`` under `test.`; stop the servers with ``DnsServers.stop``."""
+def start_dns_servers(zones: Sequence[Zone], base: Path, *, port_53_address: str | None = None) -> DnsServers:
+    """Write, sign and serve ``zones`` under `test.`; stop the servers with ``DnsServers.stop``.
+
+    ``port_53_address`` (a loopback address) makes unbound listen on its port 53
+    too: glibc's resolv.conf takes no port, so tools that use the system resolver
+    (posttls-finger) can reach it only there.
+    """
     origins = {zone.origin for zone in zones}
     if len(origins) != len(zones):
         raise ValueError("zone names must be unique")
@@ -221,7 +226,9 @@ def start_dns_servers(zones: Sequence[Zone], base: Path) -> DnsServers:
 
     (base / "nsd.conf").write_text(_nsd_conf(base, servers.authoritative_port, [tld, *zones]))
     stubs = [tld.origin, *(zone.origin for zone in zones)]
-    (base / "unbound.conf").write_text(_unbound_conf(base, servers.resolver_port, servers.authoritative_port, stubs))
+    (base / "unbound.conf").write_text(
+        _unbound_conf(base, servers.resolver_port, servers.authoritative_port, stubs, port_53_address)
+    )
     try:
         servers._processes.append(_start(base / "nsd.log", "nsd", "-d", "-c", str(base / "nsd.conf")))
         for zone in (tld, *served):
@@ -290,14 +297,17 @@ remote-control:
 {zone_blocks}"""
 
 
-def _unbound_conf(base: Path, port: int, authoritative_port: int, stubs: Sequence[str]) -> str:
+def _unbound_conf(
+    base: Path, port: int, authoritative_port: int, stubs: Sequence[str], port_53_address: str | None = None
+) -> str:
+    extra_interface = f"  interface: {port_53_address}@53\n" if port_53_address else ""
     stub_blocks = "".join(
         f'stub-zone:\n  name: "{name}"\n  stub-addr: {LOOPBACK}@{authoritative_port}\n' for name in stubs
     )
     return f"""\
 server:
   interface: {LOOPBACK}
-  port: {port}
+{extra_interface}  port: {port}
   do-ip6: no
   so-reuseport: no
   num-threads: 1

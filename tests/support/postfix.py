@@ -100,6 +100,10 @@ class MailServer:
     user: str
     # More STARTTLS submission listeners, for benchmarks that spread load.
     extra_submission_ports: tuple[int, ...] = ()
+    # STARTTLS listeners that ask for (smtpd_tls_ask_ccert) and require
+    # (smtpd_tls_req_ccert) a client certificate; 0 without a client CA.
+    ask_ccert_port: int = 0
+    req_ccert_port: int = 0
 
     @property
     def master_pid(self) -> int:
@@ -124,8 +128,19 @@ class MailServer:
         return messages
 
 
-def start_mail_server(server_pem: bytes, user: str, password: str, *, extra_submission_ports: int = 0) -> MailServer:
-    """Configure and start Postfix and Dovecot; stop them with ``stop_mail_server``."""
+def start_mail_server(
+    server_pem: bytes,
+    user: str,
+    password: str,
+    *,
+    extra_submission_ports: int = 0,
+    client_ca_pem: bytes | None = None,
+) -> MailServer:
+    """Configure and start Postfix and Dovecot; stop them with ``stop_mail_server``.
+
+    With ``client_ca_pem``, two more STARTTLS listeners ask for and require a
+    client certificate issued by that CA.
+    """
     # Postfix's daemons run as the postfix user, so the tree must be
     # traversable; pytest's temporary directories are private to root.
     base = Path(tempfile.mkdtemp(prefix="smtp-tls-exporter-postfix-"))
@@ -133,6 +148,8 @@ def start_mail_server(server_pem: bytes, user: str, password: str, *, extra_subm
     maillog = Path(f"/var/log/smtp-tls-exporter-test-{secrets.token_hex(4)}.log")
     extra = tuple(closed_port() for _ in range(extra_submission_ports))
     server = MailServer(base, maillog, closed_port(), closed_port(), user, extra)
+    if client_ca_pem is not None:
+        server.ask_ccert_port, server.req_ccert_port = closed_port(), closed_port()
     for directory in ("postfix", "queue", "data", "mail", "dovecot-run"):
         (base / directory).mkdir()
     shutil.chown(base / "data", "postfix")
@@ -155,12 +172,24 @@ def start_mail_server(server_pem: bytes, user: str, password: str, *, extra_subm
     for port in (server.submission_port, *server.extra_submission_ports):
         _run("postconf", *config, "-M", _service(port, f"{auth} -o smtpd_tls_security_level=encrypt"))
     _run("postconf", *config, "-M", _service(server.smtps_port, f"{auth} -o smtpd_tls_wrappermode=yes"))
+    if client_ca_pem is not None:
+        (base / "client-ca.pem").write_bytes(client_ca_pem)
+        # smtpd_tls_CAfile names the CAs in the CertificateRequest and is what
+        # Postfix verifies client certificates against. req_ccert is honoured
+        # only with TLS enforced (smtpd_tls_security_level = encrypt; with
+        # "may" Postfix logs a warning and ignores it).
+        ccert = f"-o smtpd_tls_CAfile={base}/client-ca.pem"
+        _run("postconf", *config, "-M", _service(server.ask_ccert_port, f"{ccert} -o smtpd_tls_ask_ccert=yes"))
+        required = f"{ccert} -o smtpd_tls_security_level=encrypt -o smtpd_tls_req_ccert=yes"
+        _run("postconf", *config, "-M", _service(server.req_ccert_port, required))
     _run("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
     try:
         _run("postfix", *config, "start")  # creates the queue, where Dovecot puts its socket
         _run("dovecot", "-c", str(base / "dovecot.conf"))
-        for port in (server.submission_port, server.smtps_port, *server.extra_submission_ports):
-            _wait_for_port(port)
+        ports = (server.submission_port, server.smtps_port, *server.extra_submission_ports)
+        for port in (*ports, server.ask_ccert_port, server.req_ccert_port):
+            if port:
+                _wait_for_port(port)
     except BaseException:
         stop_mail_server(server)
         raise

@@ -13,11 +13,12 @@ import hmac
 import secrets
 import ssl
 import threading
+from asyncio import sslproto
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from tests.support.pki import SERVER_NAME
 
@@ -120,10 +121,17 @@ class ShapedSMTP(SMTP):
     """
 
     def __init__(
-        self, handler: Any, *, starttls_reply: str | None = None, strict_ehlo: bool = True, **kwargs: Any
+        self,
+        handler: Any,
+        *,
+        starttls_reply: str | None = None,
+        strict_ehlo: bool = True,
+        handshake_alerts: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self._starttls_reply = starttls_reply
+        self._handshake_alerts = handshake_alerts
         self._strict_ehlo = strict_ehlo
         # Whether TLS was on when the client identified itself; None: not yet.
         self._identified_with_tls: bool | None = None
@@ -141,7 +149,37 @@ class ShapedSMTP(SMTP):
         if self._starttls_reply is not None:
             await self.push(self._starttls_reply)
             return
-        await super().smtp_STARTTLS(arg)
+        if not self._handshake_alerts or arg or not self.tls_context:
+            await super().smtp_STARTTLS(arg)
+            return
+        # aiosmtpd's own STARTTLS, with a TLS layer that sends its alerts.
+        await self.push("220 Ready to start TLS")
+        waiter = self.loop.create_future()
+        self._tls_protocol = _AlertingSSLProtocol(self.loop, self, self.tls_context, waiter, server_side=True)
+        self._original_transport = self.transport
+        if self._original_transport is None:
+            return
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        try:
+            await waiter
+        except Exception as error:
+            raise TLSSetupException from error
+
+
+class _AlertingSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's server-side TLS, sending the alert of a failed handshake.
+
+    CPython's SSLProtocol closes the socket without flushing the alert
+    OpenSSL wrote (bad_certificate, unknown_ca, certificate_required), so a
+    client sees a bare close; OpenSSL-based servers such as s_server send it.
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            self._process_outgoing()  # type: ignore[attr-defined]
+        super()._on_handshake_complete(handshake_exc)
 
 
 def starttls_on_last_line(lines: list[str]) -> list[str]:
