@@ -143,22 +143,35 @@ def _option_reader(raw: dict[Any, Any], path: KeyPath, defaults: _Defaults) -> _
 
 def load_config(source: Path) -> Config:
     """Read and validate ``source``. Raises ConfigError listing every problem."""
+    return parse_config(read_text(source, "config file"), source)
+
+
+def read_text(source: Path, what: str) -> str:
+    """The text of a YAML file of ours; ConfigError (line 0) when it cannot be read."""
     try:
-        text = source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([ConfigProblem(source, 0, "(file)", f"cannot read the config file: {reason}")]) from exc
-    return parse_config(text, source)
+        raise ConfigError([ConfigProblem(source, 0, "(file)", f"cannot read the {what}: {reason}")]) from exc
 
 
-def parse_config(text: str, source: Path) -> Config:
+def located_document(text: str, source: Path) -> tuple[YamlDocument, list[ConfigProblem]]:
+    """The YAML with its key paths' lines, and the problems found while reading it.
+
+    Raises ConfigError for YAML that does not parse at all.
+    """
     try:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
         raise ConfigError([ConfigProblem(source, exc.line, "(syntax)", f"invalid YAML: {exc}")]) from exc
+    problems = [ConfigProblem(source, line, format_path(path), message) for path, line, message in document.problems]
+    return document, problems
+
+
+def parse_config(text: str, source: Path) -> Config:
+    document, problems = located_document(text, source)
     reader = _Reader(source, document)
-    for path, line, message in document.problems:
-        reader.problems.append(ConfigProblem(source, line, format_path(path), message))
+    reader.problems.extend(problems)
     config = reader.read_config()
     if reader.problems or config is None:
         raise ConfigError(sorted(reader.problems, key=lambda problem: problem.line))

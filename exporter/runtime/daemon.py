@@ -27,6 +27,7 @@ from exporter.scan.runner import ScanScheduler
 from exporter.tls.context import TlsClients
 from exporter.web.access import WebAccess
 from exporter.web.app import create_app
+from exporter.web.guard import IDLE_TIMEOUT_SECONDS
 from exporter.web.landing import landing_page
 from exporter.web.listener import bound_address
 from exporter.web.probe_endpoint import ProbeResponse, probe_on_demand
@@ -275,7 +276,7 @@ async def serve(daemon: Daemon, listener: socket.socket, access: WebAccess | Non
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     app = create_app(daemon)
     access.protect(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_SECONDS)
     await runner.setup()
     await access.serve(runner, listener)
     daemon.start()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from exporter.config.model import DomainEntry, HostAddressesEntry, ScheduledTarget, probe_spec
 from exporter.dns.mail_domain import DomainExpansion, MxHost, expand_domain, lookup_host
 from exporter.dns.resolver import DnsResolver
+from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class DnsWatcher:
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     async def _follow(self, entry: Entry) -> None:
         while True:
