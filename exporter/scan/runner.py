@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from exporter.config.model import DEFAULT_TLS_SCAN_INTERVAL, ScheduledTarget
 from exporter.runtime.scheduler import FIRST_PROBES_PER_SECOND, first_delay, grid_offset, next_due
+from exporter.runtime.tasks import cancel_all
 from exporter.scan.engine import scan
 from exporter.scan.result import ScanResult
 
@@ -75,9 +76,7 @@ class ScanScheduler:
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     async def _run_target(self, target: ScheduledTarget, interval: float, offset: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
