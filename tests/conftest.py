@@ -30,10 +30,11 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """One ``smtp-tls-exporter demo`` for every test that scrapes it, each posture probed once."""
+    """One ``smtp-tls-exporter demo`` for every test that scrapes it, each posture probed and scanned once."""
     process = DemoProcess(tmp_path_factory.mktemp("demo") / "demo.log")
     try:
         process.wait_for_probes(POSTURE_NAMES)
+        process.wait_for_scans(POSTURE_NAMES)
         yield process
     finally:
         process.stop()

@@ -128,6 +128,18 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     assert soonest.startswith("sort(min by (target) (smtp_cert_expiry_days")
 
 
+def test_dashboard_has_a_scan_row() -> None:
+    dashboard = load_dashboard()
+    [row] = [
+        panel for panel in dashboard["panels"] if panel["type"] == "row" and panel["title"] == "TLS capability scan"
+    ]
+    below = [panel for panel in dashboard["panels"] if panel["gridPos"]["y"] == row["gridPos"]["y"] + 1]
+    queries = " ".join(query["expr"] for panel in below for query in panel["targets"])
+    for family in ("smtp_tls_version_accepted", "smtp_tls_ciphers_accepted", "smtp_tls_secure_renegotiation",
+                   "smtp_tls_scan_timestamp_seconds"):  # fmt: skip
+        assert family in queries, family
+
+
 def test_grafana_provisioning_finds_the_datasource_and_the_dashboard() -> None:
     datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     [datasource] = datasources["datasources"]

@@ -143,6 +143,9 @@ def test_every_demo_posture_raises_its_alert_and_nothing_else(stack: Stack) -> N
         ("SmtpCertificateUntrusted", "self-signed", "firing"),
         ("SmtpCertificateHostnameMismatch", "wrong-hostname", "firing"),
         ("SmtpTlsVersionObsolete", "tls-1.1-only", "firing"),
+        # Its capability scan: TLS 1.0 and 1.1 accepted, and only CBC-SHA-1 suites there.
+        ("SmtpTlsLegacyVersionAccepted", "tls-1.1-only", "firing"),
+        ("SmtpTlsInsufficientCipherAccepted", "tls-1.1-only", "firing"),
         # These wait 10 minutes before firing.
         ("SmtpProbeFailing", "starttls-missing", "pending"),
         ("SmtpAuthFailing", "wrong-password", "pending"),

@@ -22,9 +22,12 @@ from exporter.probe.run import run_probe
 from exporter.runtime.domains import DnsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
+from exporter.scan.result import ScanResult
+from exporter.scan.runner import ScanScheduler
 from exporter.tls.context import TlsClients
 from exporter.web.access import WebAccess
 from exporter.web.app import create_app
+from exporter.web.guard import IDLE_TIMEOUT_SECONDS
 from exporter.web.landing import landing_page
 from exporter.web.listener import bound_address
 from exporter.web.probe_endpoint import ProbeResponse, probe_on_demand
@@ -52,6 +55,7 @@ class Daemon:
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
+        self._scan_scheduler: ScanScheduler | None = None
         self._watcher: DnsWatcher | None = None
         self._watched_resolver: DnsResolver | None = None
         self._config: Config | None = None
@@ -78,6 +82,9 @@ class Daemon:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
         self._scheduler.set_targets(self._scheduled_targets())
+        # Scans wait for slots of their own: they never take one a probe needs.
+        self._scan_scheduler = ScanScheduler(self._record_scan)
+        self._scan_scheduler.set_targets(self._scheduled_targets())
         self._follow_dns()
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
         log.info(
@@ -86,6 +93,8 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        if self._scan_scheduler is not None:
+            await self._scan_scheduler.close()
         if self._watcher is not None:
             await self._watcher.close()
         if self._scheduler is not None:
@@ -116,6 +125,9 @@ class Daemon:
         self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
         if self._scheduler is not None:
             self._scheduler.set_targets(targets)
+        if self._scan_scheduler is not None:
+            # Cancels the scans of changed and removed targets (and pairs), mid-scan too.
+            self._scan_scheduler.set_targets(targets)
 
     def _domains(self) -> tuple[DomainEntry, ...]:
         domains = self._config.domains if self._config is not None else ()
@@ -143,6 +155,9 @@ class Daemon:
         self._renderer.set_targets(self.store.records())
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
+        if self._scan_scheduler is not None:
+            # Cancels the scans of changed and removed targets, mid-scan too.
+            self._scan_scheduler.set_targets(self._scheduled_targets())
         self._follow_dns()
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
@@ -231,6 +246,18 @@ class Daemon:
             else:
                 log.warning("target probe failed", extra={"target": target.name, "detail": detail})
 
+    def _record_scan(self, target: ScheduledTarget, result: ScanResult) -> None:
+        record = self.store.record_scan(target, result)
+        if record is not None:
+            self._renderer.refresh(record)
+        fields = {"target": target.name, "success": result.success, "hellos": result.hellos}
+        if result.success:
+            accepted = ",".join(version.value for version in result.accepted_versions)
+            log.debug("scan finished", extra={**fields, "accepted": accepted, "seconds": round(result.duration, 3)})
+        else:
+            error = result.error.value if result.error else ""
+            log.info("scan failed", extra={**fields, "error": error, "detail": result.error_detail})
+
 
 def _snapshot(lag: LagHistogram) -> HistogramSnapshot:
     return HistogramSnapshot(tuple(lag.cumulative()), lag.total, lag.observations)
@@ -249,7 +276,7 @@ async def serve(daemon: Daemon, listener: socket.socket, access: WebAccess | Non
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     app = create_app(daemon)
     access.protect(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_SECONDS)
     await runner.setup()
     await access.serve(runner, listener)
     daemon.start()
