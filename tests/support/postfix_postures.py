@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.ports import port_for_a_server
+
 _MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {base}/queue
@@ -80,13 +82,6 @@ class PostureServer:
     ports: dict[str, int]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_posture_server(server_pem: bytes, postures: dict[str, str] | None = None) -> PostureServer:
     """Start Postfix with one STARTTLS port per posture; stop it with ``stop_posture_server``."""
     chosen = POSTURES if postures is None else postures
@@ -94,7 +89,7 @@ def start_posture_server(server_pem: bytes, postures: dict[str, str] | None = No
     base = Path(tempfile.mkdtemp(prefix="smtp-tls-exporter-postures-"))
     base.chmod(0o755)
     maillog = Path(f"/var/log/{base.name}.log")
-    server = PostureServer(base, maillog, {name: _free_port() for name in chosen})
+    server = PostureServer(base, maillog, {name: port_for_a_server() for name in chosen})
     for directory in ("postfix", "queue", "data"):
         (base / directory).mkdir()
     shutil.chown(base / "data", "postfix")
