@@ -16,7 +16,7 @@ from dns.rdtypes.ANY.TXT import TXT
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config import AddressFamily
+from exporter.config.model import AddressFamily
 from exporter.dns.mail_domain import (
     DomainExpansion,
     LookupFailure,

@@ -14,7 +14,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 from dns.rdatatype import RdataType
 
-from exporter.config import AddressFamily
+from exporter.config.model import AddressFamily
 from exporter.dns.resolver import DnsAnswer, DnsResolver, DnsStatus, normalized_name
 
 # internet.nl's limit: a domain with more MX hosts than this is odd, and probing them all is costly.

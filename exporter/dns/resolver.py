@@ -25,7 +25,7 @@ import dns.rdata
 import dns.resolver
 from dns.rdatatype import RdataType
 
-from exporter.config import split_host_port
+from exporter.config.values import split_host_port
 
 DNS_PORT = 53
 # Fits a DNSSEC-signed answer in one unfragmented UDP datagram (DNS flag day 2020);
