@@ -272,3 +272,86 @@ def test_control_characters_in_anything_we_send_are_refused(tmp_path: Path, entr
     with pytest.raises(ConfigError) as raised:
         parse_config(text, tmp_path / "c.yml")
     assert message in str(raised.value)
+
+
+def test_domains_and_dns_with_their_defaults(tmp_path: Path) -> None:
+    source = tmp_path / "config.yml"
+    source.write_text(
+        """dns: {nameservers: ["127.0.0.1:5353", "[::1]:53", 192.0.2.1], timeout: 2s}
+defaults: {interval: 2m, ehlo_name: probe.example.net, tls: starttls}
+domains:
+  - domain: Example.NET.
+  - domain: example.org
+    name: org
+    dns_interval: 1m
+    max_mx: 3
+    address_family: ipv6
+    port: 2525
+    labels: {team: mail}
+targets:
+  - host: smtp.example.net
+    addresses: all
+"""
+    )
+    config = load_config(source)
+    assert config.dns.nameservers == (("127.0.0.1", 5353), ("::1", 53), ("192.0.2.1", 53))
+    assert config.dns.timeout == 2
+    first, second = config.domains
+    assert (first.name, first.domain, first.port, first.interval, first.dns_interval, first.max_mx) == (
+        "example.net", "example.net", 25, 120, 300, 10,
+    )  # fmt: skip
+    assert first.options.tls is TlsMode.STARTTLS
+    assert (second.name, second.dns_interval, second.max_mx, second.port, second.labels) == (
+        "org", 60, 3, 2525, (("team", "mail"),),
+    )  # fmt: skip
+    assert second.options.address_family is AddressFamily.IPV6
+    assert config.targets == ()
+    [host] = config.host_addresses
+    assert (host.name, host.dns_interval) == ("smtp.example.net:587", 300)
+
+
+def test_domain_problems_are_located(tmp_path: Path) -> None:
+    problems = _problems(
+        """dns:
+  nameservers: [dns.example.net, "[::1"]
+  port: 53
+domains:
+  - domain: "not a domain"
+    max_mx: 0
+    auth: {username: x, password_env: X}
+  - domain: example.net
+  - domain: example.org
+    name: example.net
+  - domain: example.com
+    labels: {mx: a, address: b}
+targets:
+  - host: a.example.net
+    dns_interval: 1m
+  - host: b.example.net
+    addresses: some
+""",
+        tmp_path,
+    )
+    source = tmp_path / "config.yml"
+    expected = [
+        f"{source}:2: dns.nameservers[0]: nameserver 'dns.example.net': 'dns.example.net' is not an IP address",
+        f"{source}:2: dns.nameservers[1]: nameserver '[::1'",
+        f"{source}:3: dns.port: unknown key",
+        f"{source}:5: domains[0].domain: 'not a domain' is not a domain name",
+        f"{source}:6: domains[0].max_mx: must be a whole number of at least 1, not 0",
+        f"{source}:7: domains[0].auth: unknown key",
+        f"{source}:10: domains[2].name: duplicate name 'example.net' (first used by domains[1])",
+        f"{source}:12: domains[3].labels.mx: is set by the exporter itself",
+        f"{source}:12: domains[3].labels.address: is set by the exporter itself",
+        f"{source}:15: targets[0].dns_interval: applies only with addresses: all",
+        f"{source}:17: targets[1].addresses: unknown value 'some' (expected one of: first, all)",
+    ]
+    for wanted in expected:
+        assert any(problem.startswith(wanted) for problem in problems), (wanted, problems)
+
+
+def test_a_domain_may_not_share_a_name_with_a_target(tmp_path: Path) -> None:
+    problems = _problems(
+        "targets: [{name: mail, host: a.example.net}]\ndomains: [{domain: example.net, name: mail}]\n", tmp_path
+    )
+    assert any("domains[0].name: duplicate name 'mail' (first used by targets[0])" in problem for problem in problems)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from exporter.metrics.families import DOMAIN_FAMILIES
 from tests.support.dashboard import (
     DASHBOARD_FILE,
     dashboard_queries,
@@ -31,7 +32,9 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
 def _exported_names(demo: DemoProcess) -> set[str]:
-    return {name for name, _, _ in demo.scrape().samples}
+    # The demo has no DNS to follow, so no domains: tests/test_domains.py checks
+    # that a running exporter watching domains exports every domain family.
+    return {name for name, _, _ in demo.scrape().samples} | {family.name for family in DOMAIN_FAMILIES}
 
 
 def test_every_metric_the_dashboard_uses_is_exported(demo: DemoProcess) -> None:
@@ -111,6 +114,14 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     assert "smtp_probe_phase_duration_seconds" in by_title["Probe phase durations"]["targets"][0]["expr"]
     assert "by (reason)" in by_title["Failures by reason"]["targets"][0]["expr"]
     assert len({panel["id"] for panel in panels(dashboard)}) == len(list(panels(dashboard)))
+    # The domain view: each domain's pairs with their status, and its soonest expiry.
+    domain_pairs = by_title["Domain MX hosts and addresses"]
+    assert {"Domain", "MX", "Address", "Status", "Addresses of the MX"} <= set(
+        domain_pairs["transformations"][1]["options"]["renameByName"].values()
+    )
+    assert "smtp_domain_mx_addresses" in domain_pairs["targets"][2]["expr"]
+    soonest = by_title["Soonest certificate expiry per domain"]["targets"][0]["expr"]
+    assert soonest.startswith("sort(min by (target) (smtp_cert_expiry_days")
 
 
 def test_grafana_provisioning_finds_the_datasource_and_the_dashboard() -> None:

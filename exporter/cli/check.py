@@ -17,12 +17,25 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import dns.resolver
 from OpenSSL import crypto
 
 from exporter.cli import event_loop
-from exporter.config.model import AuthConfig, AuthMechanism, ProbeOptions, ProbeSpec, SendConfig, TlsMode, probe_spec
+from exporter.config.model import (
+    AddressFamily,
+    AuthConfig,
+    AuthMechanism,
+    ProbeOptions,
+    ProbeSpec,
+    SendConfig,
+    TlsMode,
+    probe_spec,
+)
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
 from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
+from exporter.dns.mail_domain import DEFAULT_MAX_MX
+from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver
+from exporter.probe.domain import DomainProbe, probe_domain
 from exporter.probe.report import human_report, result_document
 from exporter.probe.run import run_probe
 from exporter.tls.context import TlsClients
@@ -41,7 +54,24 @@ def check_parser() -> argparse.ArgumentParser:
         "the certificate chain, trust and host name verdicts, and authentication.",
         epilog="Exit status: 0 when the probe succeeded, 1 when it failed, 2 for usage errors.",
     )
-    parser.add_argument("server", metavar="HOST[:PORT]", help="the server; the port defaults by --tls (587, 465, 25)")
+    parser.add_argument(
+        "server",
+        metavar="HOST[:PORT]",
+        help="the server; the port defaults by --tls (587, 465, 25); with --mx a mail domain (port 25)",
+    )
+    parser.add_argument(
+        "--mx", action="store_true", help="SERVER is a mail domain: probe every address of every MX host once"
+    )
+    parser.add_argument(
+        "--nameserver",
+        action="append",
+        metavar="ADDR",
+        help="with --mx: ask this resolver (host, host:port or [v6]:port; repeatable; default: the system's)",
+    )
+    parser.add_argument("--max-mx", type=int, default=DEFAULT_MAX_MX, help="with --mx: at most this many MX hosts")
+    parser.add_argument(
+        "--address-family", choices=[family.value for family in AddressFamily], default="any", help="which addresses"
+    )
     parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], default="starttls")
     parser.add_argument("--server-name", help="SNI and the name the certificate must match (default: HOST)")
     parser.add_argument("--ca-file", type=Path, help="trust only the CAs in this PEM file (default: system store)")
@@ -68,6 +98,8 @@ def check_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     parser = check_parser()
     arguments = parser.parse_args(argv)
+    if arguments.mx:
+        return _check_domain(parser, arguments)
     try:
         spec = spec_from_arguments(arguments)
         tls_client = TlsClients().for_ca_file(spec.ca_file)
@@ -108,6 +140,7 @@ def spec_from_arguments(arguments: argparse.Namespace) -> ProbeSpec:
         timeout=timeout,
         ehlo_name=ehlo_name,
         ca_file=arguments.ca_file,
+        address_family=AddressFamily(arguments.address_family),
         auth=_auth(arguments),
         allow_plaintext_auth=arguments.allow_plaintext_auth,
     )
@@ -149,3 +182,111 @@ def _send(arguments: argparse.Namespace) -> SendConfig | None:
         except ValueError as exc:
             raise UsageError(f"{flag}: {exc}") from None
     return SendConfig(sender=arguments.send_from, recipients=tuple(arguments.send_to), subject="check")
+
+
+def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    """``check --mx DOMAIN``: a table of every (MX, address) pair, then the detail of each failing one."""
+    try:
+        if arguments.user or arguments.send_to:
+            raise UsageError("--mx probes a domain's MX hosts: --user and --send-to are for one server")
+        if arguments.max_mx < 1:
+            raise UsageError("--max-mx must be at least 1")
+        if arguments.server_name:
+            raise UsageError("--mx checks each MX host against its own name: drop --server-name")
+        spec = spec_from_arguments(arguments)
+        nameservers = tuple(parse_nameserver(text) for text in arguments.nameserver or ())
+        resolver = DnsResolver(DnsSettings(nameservers, timeout=min(5.0, spec.timeout)))
+        tls_client = TlsClients().for_ca_file(spec.ca_file)
+    except (UsageError, ValueError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except dns.resolver.NoResolverConfiguration:
+        print("smtp-tls-exporter check: error: no DNS resolver: give --nameserver", file=sys.stderr)
+        return USAGE_ERROR
+    except crypto.Error as exc:
+        print(f"smtp-tls-exporter check: error: OpenSSL cannot load {spec.ca_file}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    domain = spec.host
+    # An MX listens on port 25 (RFC 5321) unless the user says otherwise.
+    port = split_host_port(arguments.server)[1] or 25
+    options = ProbeOptions(spec.tls, spec.timeout, spec.ehlo_name, spec.ca_file, spec.address_family)
+    probed = event_loop.run(probe_domain(resolver, domain, port, options, tls_client, max_mx=arguments.max_mx))
+    now = time.time()
+    if arguments.json:
+        print(json.dumps(_domain_document(probed, now), indent=2))
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        sys.stdout.write(domain_report(probed, now=now, colour=colour))
+    failed = not probed.expansion.success or any(not pair.result.success for pair in probed.pairs)
+    unreachable = any(not host.addresses for host in probed.expansion.mx_hosts)
+    return 1 if failed or unreachable else 0
+
+
+def domain_report(probed: DomainProbe, *, now: float, colour: bool = False) -> str:
+    expansion = probed.expansion
+    lines = [f"Domain {expansion.domain}"]
+    if not expansion.success:
+        reason = expansion.reason.value if expansion.reason else "dns_error"
+        lines.append(f"FAILED {expansion.domain}: {reason}: {expansion.detail or 'the MX lookup failed'}")
+        return "\n".join(lines) + "\n"
+    if expansion.null_mx:
+        lines.append(f"OK {expansion.domain}: null MX (RFC 7505): the domain accepts no mail; nothing to probe")
+        return "\n".join(lines) + "\n"
+    if expansion.implicit_mx:
+        lines.append("No MX records: the domain's own address is its MX (RFC 5321 section 5.1)")
+    rows = [("MX", "PREFERENCE", "ADDRESS", "RESULT", "TLS", "CERT DAYS", "REASON")]
+    for host in expansion.mx_hosts:
+        if not host.addresses:
+            problems = ", ".join(problem.reason.value for problem in host.problems) or "no A/AAAA records"
+            rows.append((host.name, str(host.preference), "-", "FAILED", "", "", f"no address ({problems})"))
+    for pair in probed.pairs:
+        result = pair.result
+        tls = result.tls.version if result.tls else ""
+        leaf = result.tls.leaf if result.tls else None
+        days = leaf.days_left(now) if leaf is not None else None
+        reasons = ",".join(dict.fromkeys(failure.reason.value for failure in result.failures))
+        rows.append((
+            pair.mx.name, str(pair.mx.preference), pair.address, "OK" if result.success else "FAILED", tls,
+            f"{days:.1f}" if days is not None else "", reasons,
+        ))  # fmt: skip
+    rows.sort(key=lambda row: (row[0] != "MX", _preference(row[1]), row[0]))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    notes = [f"{host.name}: {note.value}" for host in expansion.mx_hosts for note in host.notes]
+    if notes:
+        lines.append("Notes: " + "; ".join(notes))
+    for pair in probed.pairs:
+        if not pair.result.success:
+            lines += ["", human_report(pair.spec, pair.result, now=now, colour=colour).rstrip("\n")]
+    failing = sum(not pair.result.success for pair in probed.pairs)
+    unreachable = [host.name for host in expansion.mx_hosts if not host.addresses]
+    verdict = "OK" if not failing and not unreachable else "FAILED"
+    summary = f"{verdict} {expansion.domain}: {len(probed.pairs) - failing} of {len(probed.pairs)} pairs succeeded"
+    if unreachable:
+        summary += f"; MX without an address: {', '.join(unreachable)}"
+    lines += ["", summary]
+    return "\n".join(lines) + "\n"
+
+
+def _preference(text: str) -> int:
+    return int(text) if text.isdigit() else -1
+
+
+def _domain_document(probed: DomainProbe, now: float) -> dict[str, object]:
+    expansion = probed.expansion
+    return {
+        "domain": expansion.domain,
+        "lookup_success": expansion.success,
+        "reason": expansion.reason.value if expansion.reason else None,
+        "implicit_mx": expansion.implicit_mx,
+        "null_mx": expansion.null_mx,
+        "mx": [
+            {"name": host.name, "preference": host.preference, "addresses": list(host.addresses)}
+            for host in expansion.mx_hosts
+        ],
+        "pairs": [
+            {"mx": pair.mx.name, "address": pair.address, "result": result_document(pair.spec, pair.result, now=now)}
+            for pair in probed.pairs
+        ],
+    }

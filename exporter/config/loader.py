@@ -20,10 +20,13 @@ from typing import Any, TypeVar
 from exporter.config.model import (
     DEFAULT_PORTS,
     AddressFamily,
+    AddressSelection,
     AuthConfig,
     AuthMechanism,
     Config,
     ConfigProblem,
+    DomainEntry,
+    HostAddressesEntry,
     ProbeAllowRule,
     ProbeModule,
     ProbeOptions,
@@ -36,6 +39,8 @@ from exporter.config.secret import PasswordUnavailable, Secret, password_from_en
 from exporter.config.values import check_command_text, check_ehlo_name, check_mail_address, parse_duration
 from exporter.config.yaml_source import Path as KeyPath
 from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
+from exporter.dns.mail_domain import DEFAULT_MAX_MX
+from exporter.dns.resolver import DnsSettings, parse_nameserver
 from exporter.metrics.families import RESERVED_LABELS
 from exporter.tls.trust import ca_file_problem
 
@@ -62,14 +67,29 @@ _MODULE_KEYS = (
     "address_family",
     "auth",
     "allow_plaintext_auth",
+    "mx",
+    "max_mx",
 )
 # What /probe may reach when an allow-list entry names no ports: the SMTP ones.
 DEFAULT_PROBE_PORTS = (25, 465, 587)
 _AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
 _PASSWORD_SOURCES = ("password", "password_env", "password_file")
 _SEND_KEYS = ("from", "to", "subject", "interval")
-_TARGET_KEYS = ("name", "host", "port", "server_name", "labels", *_OPTION_KEYS)
-_TOP_LEVEL_KEYS = ("defaults", "targets", "modules", "probe_allow")
+_TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "dns_interval", *_OPTION_KEYS)
+# A domain's pairs are probed like host targets, without credentials or test
+# messages: those belong to a submission server, not to every MX of a domain.
+_DOMAIN_KEYS = (
+    "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
+    "ca_file", "labels", "timeout",
+)  # fmt: skip
+_DNS_KEYS = ("nameservers", "timeout")
+_TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
+DEFAULT_DNS_INTERVAL = "5m"
+# RFC 5321 section 4.5.3.1.2 bounds a domain at 255 octets; labels are letters,
+# digits, hyphens (and underscores, which appear in real MX names).
+_DOMAIN_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*"
+)
 
 _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "interval": "60s",
@@ -147,12 +167,20 @@ class _Reader:
         defaults = self._read_defaults(root.get("defaults"))
         modules = self._read_modules(root.get("modules"), defaults)
         probe_allow = self._read_probe_allow(root.get("probe_allow"))
-        # Without targets but with modules, this exporter serves /probe only.
-        only_probe = "targets" not in root and bool(modules)
-        targets = () if only_probe else self._read_targets(root.get("targets"), defaults)
+        dns = self._read_dns(root.get("dns"))
+        # Without targets but with modules or domains, this exporter serves /probe or watches domains only.
+        only_probe = "targets" not in root and (bool(modules) or "domains" in root)
+        first_use: dict[str, str] = {}
+        all_targets = () if only_probe else self._read_targets(root.get("targets"), defaults, first_use)
+        domains = self._read_domains(root.get("domains"), defaults, first_use)
+        targets = tuple(target for target in all_targets if isinstance(target, ScheduledTarget))
+        host_addresses = tuple(target for target in all_targets if isinstance(target, HostAddressesEntry))
         return Config(
             source=self.source,
             targets=targets,
+            domains=domains,
+            host_addresses=host_addresses,
+            dns=dns,
             warnings=tuple(self.warnings),
             modules=MappingProxyType(modules),
             probe_allow=probe_allow,
@@ -172,7 +200,108 @@ class _Reader:
         defaults.update({key: (raw[key], ("defaults", key)) for key in _OPTION_KEYS if key in raw})
         return defaults
 
-    def _read_targets(self, raw: Any, defaults: _Defaults) -> tuple[ScheduledTarget, ...]:
+    def _read_dns(self, raw: Any) -> DnsSettings:
+        raw = self._block(raw, ("dns",), _DNS_KEYS, "nameservers and timeout")
+        if raw is None:
+            return DnsSettings()
+        nameservers: list[tuple[str, int]] = []
+        raw_servers = raw.get("nameservers", [])
+        if not isinstance(raw_servers, list):
+            self.problem(("dns", "nameservers"), "must be a list such as [127.0.0.1, '[::1]:5353']")
+            raw_servers = []
+        for index, entry in enumerate(raw_servers):
+            path: KeyPath = ("dns", "nameservers", index)
+            text = self._string(entry, path)
+            if text is None:
+                continue
+            try:
+                nameservers.append(parse_nameserver(text))
+            except ValueError as exc:
+                self.problem(path, str(exc))
+        timeout = self._duration(raw.get("timeout", "5s"), ("dns", "timeout"))
+        return DnsSettings(tuple(nameservers), timeout if timeout is not None else 5.0)
+
+    def _read_domains(self, raw: Any, defaults: _Defaults, first_use: dict[str, str]) -> tuple[DomainEntry, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem(("domains",), "must be a list of {domain: NAME, ...} entries")
+            return ()
+        domains: list[DomainEntry] = []
+        for index, entry in enumerate(raw):
+            path: KeyPath = ("domains", index)
+            domain = self._read_domain(entry, path, defaults)
+            if domain is None:
+                continue
+            where = f"domains[{index}]"
+            if domain.name in first_use:
+                self.problem(
+                    (*path, "name"), f"duplicate name {domain.name!r} (first used by {first_use[domain.name]})"
+                )
+                continue
+            first_use[domain.name] = where
+            domains.append(domain)
+        return tuple(domains)
+
+    def _read_domain(self, raw: Any, path: KeyPath, defaults: _Defaults) -> DomainEntry | None:
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping with at least 'domain'")
+            return None
+        self._reject_unknown_keys(raw, path, _DOMAIN_KEYS)
+        problems_before = self.problems_seen
+        inherited = _option_reader(raw, path, defaults)
+
+        def option(key: str) -> tuple[Any, KeyPath]:
+            # No credentials or test messages from `defaults` on every MX of a domain.
+            if key in ("auth", "send"):
+                return None, (*path, key)
+            return inherited(key)
+
+        domain = self._domain_name(raw.get("domain"), (*path, "domain"))
+        options = self._read_probe_options(option)
+        port = self._port(raw.get("port", 25), (*path, "port"), None)
+        interval = self._duration(*option("interval"))
+        dns_interval = self._duration(raw.get("dns_interval", DEFAULT_DNS_INTERVAL), (*path, "dns_interval"))
+        max_mx = self._count(raw.get("max_mx", DEFAULT_MAX_MX), (*path, "max_mx"))
+        if interval is not None and options is not None and options.timeout >= interval:
+            self.problem(
+                option("timeout")[1],
+                f"timeout ({_seconds(options.timeout)}) must be shorter than the interval ({_seconds(interval)})",
+            )
+        name = self._string(raw.get("name"), (*path, "name")) or domain
+        labels = self._labels(raw.get("labels"), (*path, "labels"))
+        if (
+            self.problems_seen > problems_before
+            or domain is None
+            or name is None
+            or options is None
+            or port is None
+            or interval is None
+            or dns_interval is None
+            or max_mx is None
+        ):
+            return None
+        return DomainEntry(name, domain, port, options, interval, dns_interval, max_mx, labels)
+
+    def _domain_name(self, raw: Any, path: KeyPath) -> str | None:
+        text = self._string(raw, path, required=True)
+        if text is None:
+            return None
+        name = text.lower().removesuffix(".")
+        if not _DOMAIN_NAME.fullmatch(name):
+            self.problem(path, f"{text!r} is not a domain name")
+            return None
+        return name
+
+    def _count(self, raw: Any, path: KeyPath) -> int | None:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+            self.problem(path, f"must be a whole number of at least 1, not {raw!r}")
+            return None
+        return raw
+
+    def _read_targets(
+        self, raw: Any, defaults: _Defaults, first_use: dict[str, str]
+    ) -> tuple[ScheduledTarget | HostAddressesEntry, ...]:
         if raw is None:
             self.problem(("targets",), "is required: list at least one SMTP server to probe (or define modules)")
             return ()
@@ -182,8 +311,7 @@ class _Reader:
         if not raw:
             self.problem(("targets",), "is empty: list at least one SMTP server to probe")
             return ()
-        targets: list[ScheduledTarget] = []
-        first_use: dict[str, int] = {}
+        targets: list[ScheduledTarget | HostAddressesEntry] = []
         for index, entry in enumerate(raw):
             target = self._read_target(entry, ("targets", index), defaults)
             explicit_name = entry.get("name") if isinstance(entry, dict) else None
@@ -191,16 +319,16 @@ class _Reader:
             if name is not None and name in first_use:
                 self.problem(
                     ("targets", index, "name"),
-                    f"duplicate target name {name!r} (first used by targets[{first_use[name]}])",
+                    f"duplicate target name {name!r} (first used by {first_use[name]})",
                 )
                 continue
             if name is not None:
-                first_use[name] = index
+                first_use[name] = f"targets[{index}]"
             if target is not None:
                 targets.append(target)
         return tuple(targets)
 
-    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> ScheduledTarget | None:
+    def _read_target(self, raw: Any, path: KeyPath, defaults: _Defaults) -> ScheduledTarget | HostAddressesEntry | None:
         if not isinstance(raw, dict):
             self.problem(path, "must be a mapping with at least 'host'")
             return None
@@ -220,6 +348,12 @@ class _Reader:
         name = self._string(raw.get("name"), (*path, "name")) or (f"{host}:{port}" if host and port else "")
         labels = self._labels(raw.get("labels"), (*path, "labels"))
         send = self._send(*option("send"))
+        addresses = self._choice(raw.get("addresses", "first"), (*path, "addresses"), AddressSelection)
+        dns_interval: float | None = None
+        if "dns_interval" in raw:
+            dns_interval = self._duration(raw["dns_interval"], (*path, "dns_interval"))
+            if addresses is AddressSelection.FIRST:
+                self.problem((*path, "dns_interval"), "applies only with addresses: all")
         if (
             self.problems_seen > problems_before
             or options is None
@@ -227,10 +361,15 @@ class _Reader:
             or port is None
             or interval is None
             or server_name is None
+            or addresses is None
         ):
             return None
         spec = probe_spec(host, port, options, server_name=server_name, send=send)
-        return ScheduledTarget(name=name, spec=spec, interval=interval, labels=labels)
+        target = ScheduledTarget(name=name, spec=spec, interval=interval, labels=labels)
+        if addresses is AddressSelection.FIRST:
+            return target
+        default_dns_interval = parse_duration(DEFAULT_DNS_INTERVAL)
+        return HostAddressesEntry(target, options, dns_interval if dns_interval is not None else default_dns_interval)
 
     def _read_probe_options(self, option: _OptionReader) -> ProbeOptions | None:
         """The options targets and /probe modules share."""
@@ -270,8 +409,14 @@ class _Reader:
             option = _option_reader(entry, path, defaults)
             options = self._read_probe_options(option)
             server_name = self._string(entry.get("server_name"), (*path, "server_name"))
-            if options is not None:
-                modules[str(name)] = ProbeModule(str(name), server_name, options)
+            mx = self._bool(entry.get("mx", False), (*path, "mx"))
+            max_mx = self._count(entry.get("max_mx", DEFAULT_MAX_MX), (*path, "max_mx"))
+            if mx and server_name is not None:
+                self.problem(
+                    (*path, "server_name"), "cannot be set with mx: true (each MX host is its own server name)"
+                )
+            if options is not None and mx is not None and max_mx is not None:
+                modules[str(name)] = ProbeModule(str(name), server_name, options, mx, max_mx)
         return modules
 
     def _read_probe_allow(self, raw: Any) -> tuple[ProbeAllowRule, ...]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from exporter.config.secret import Secret
+from exporter.dns.resolver import DnsSettings
 
 
 class TlsMode(enum.StrEnum):
@@ -38,6 +39,15 @@ class AddressFamily(enum.StrEnum):
             AddressFamily.IPV4: socket.AF_INET,
             AddressFamily.IPV6: socket.AF_INET6,
         }[self]
+
+
+class AddressSelection(enum.StrEnum):
+    """Which of a host's addresses a target probes."""
+
+    # The first address that accepts the connection, as a mail client does.
+    FIRST = "first"
+    # Each address on its own, as the senders who happen to pick it see it.
+    ALL = "all"
 
 
 class AuthMechanism(enum.StrEnum):
@@ -99,11 +109,17 @@ class ProbeSpec:
     auth: AuthConfig | None = None
     allow_plaintext_auth: bool = False
     send: SendConfig | None = None
+    # Connect to this address only, not to what ``host`` resolves to: one
+    # (MX host, address) pair of a domain. SNI and the name check stay ``server_name``.
+    connect_address: str | None = None
 
     @property
     def endpoint(self) -> str:
-        """``host:port`` (``[v6]:port``), as people write it."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        """``host:port`` (``[v6]:port``), as people write it; ``host[address]:port`` when pinned."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.connect_address is not None:
+            host = f"{host}[{self.connect_address}]"
+        return f"{host}:{self.port}"
 
 
 def probe_spec(
@@ -113,6 +129,7 @@ def probe_spec(
     *,
     server_name: str | None = None,
     send: SendConfig | None = None,
+    connect_address: str | None = None,
 ) -> ProbeSpec:
     """The one way every caller builds a ProbeSpec; the port defaults by TLS mode."""
     return ProbeSpec(
@@ -127,17 +144,72 @@ def probe_spec(
         auth=options.auth,
         allow_plaintext_auth=options.allow_plaintext_auth,
         send=send,
+        connect_address=connect_address,
     )
 
 
 @dataclass(frozen=True)
 class ScheduledTarget:
-    """A probe spec on a schedule, with the labels its series carry."""
+    """A probe spec on a schedule, with the labels its series carry.
+
+    A pair of a domain (or of an ``addresses: all`` host) has a ``name`` of its
+    own, unique and stable while DNS keeps the pair, and carries the entry's
+    name in its ``target`` label beside ``mx`` and ``address``.
+    """
 
     name: str
     spec: ProbeSpec
     interval: float
     labels: tuple[tuple[str, str], ...] = ()
+    # The configured entry a pair belongs to; "" for a plain host target.
+    entry: str = ""
+    mx: str | None = None
+    address: str | None = None
+    # Set when DNS found no address to probe: the pair reports this as a
+    # dns_error instead of connecting anywhere.
+    unresolved: str | None = None
+
+    @property
+    def target_label(self) -> str:
+        return self.entry or self.name
+
+    @property
+    def identity_labels(self) -> tuple[tuple[str, str], ...]:
+        """``target``, then ``mx`` and ``address`` where the target has them."""
+        labels = [("target", self.target_label)]
+        if self.mx is not None:
+            labels.append(("mx", self.mx))
+        if self.address is not None:
+            labels.append(("address", self.address))
+        return tuple(labels)
+
+
+@dataclass(frozen=True)
+class DomainEntry:
+    """A mail domain: every (MX host, address) pair DNS gives it is probed like a host target."""
+
+    name: str
+    domain: str
+    port: int
+    options: ProbeOptions
+    interval: float
+    dns_interval: float
+    max_mx: int
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class HostAddressesEntry:
+    """A host target with ``addresses: all``: each address the DNS layer finds is probed as its own pair."""
+
+    # The target as configured; its pairs differ only in the address they connect to.
+    target: ScheduledTarget
+    options: ProbeOptions
+    dns_interval: float
+
+    @property
+    def name(self) -> str:
+        return self.target.name
 
 
 @dataclass(frozen=True)
@@ -148,6 +220,9 @@ class ProbeModule:
     # None: the probed host is the server name.
     server_name: str | None
     options: ProbeOptions
+    # The target is a mail domain: probe every (MX host, address) pair.
+    mx: bool = False
+    max_mx: int = 10
 
     def spec_for(self, host: str, port: int | None, *, timeout: float) -> ProbeSpec:
         options = ProbeOptions(
@@ -204,6 +279,10 @@ class ConfigProblem:
 class Config:
     source: Path
     targets: tuple[ScheduledTarget, ...]
+    domains: tuple[DomainEntry, ...] = ()
+    # Host targets with `addresses: all`: expanded through DNS at run time.
+    host_addresses: tuple[HostAddressesEntry, ...] = ()
+    dns: DnsSettings = field(default_factory=DnsSettings)
     # Things that work but deserve attention, such as a literal password.
     warnings: tuple[ConfigProblem, ...] = ()
     modules: Mapping[str, ProbeModule] = field(default_factory=lambda: MappingProxyType({}))
@@ -215,6 +294,9 @@ class Config:
 
     def ca_files(self) -> set[Path | None]:
         """Every CA file a probe of this config may need (None: the system store)."""
-        return {target.spec.ca_file for target in self.targets} | {
-            module.options.ca_file for module in self.modules.values()
-        }
+        return (
+            {target.spec.ca_file for target in self.targets}
+            | {entry.target.spec.ca_file for entry in self.host_addresses}
+            | {domain.options.ca_file for domain in self.domains}
+            | {module.options.ca_file for module in self.modules.values()}
+        )

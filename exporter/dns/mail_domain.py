@@ -181,6 +181,11 @@ async def expand_domain(
     )
 
 
+async def lookup_host(resolver: DnsResolver, name: str, family: AddressFamily = AddressFamily.ANY) -> MxHost:
+    """One host's addresses (a target with ``addresses: all``), looked up as an MX host's are."""
+    return await _mx_host(resolver, MxRecord(0, name.lower().removesuffix(".")), family)
+
+
 async def _mx_host(resolver: DnsResolver, record: MxRecord, family: AddressFamily) -> MxHost:
     notes = mx_name_notes(record.exchange)
     literal = _ip_literal(record.exchange)

@@ -39,6 +39,9 @@ class Family:
 
 # Labels every per-target series carries before the family's own.
 TARGET_LABELS = ("target",)
+# Labels a pair of a domain (mx and address) or of an `addresses: all` host
+# (address) carries after `target`: which MX host, which of its addresses.
+PAIR_LABELS = ("mx", "address")
 # Labels Prometheus sets on every scraped series.
 SCRAPE_LABELS = ("job", "instance")
 
@@ -173,10 +176,48 @@ TARGET_FAMILIES = (
     ),
 )
 
+_LOOKUP = "from the last lookup of the domain"
+
+# Per-domain families (labels: target, the entry's static labels, then their own), after the targets'.
+DOMAIN_FAMILIES = (
+    Family("smtp_domain_lookup_success", _gauge, "1 if the domain's MX (or implicit MX) lookup succeeded."),
+    Family(
+        "smtp_domain_lookup_error_info",
+        _gauge,
+        f"1 with the reason the lookup failed (dns_nxdomain, dns_servfail, dns_timeout, dns_error), {_LOOKUP}.",
+        ("reason",),
+    ),
+    Family(
+        "smtp_domain_mx_info",
+        _gauge,
+        f"1 for each MX host probed, with its preference, {_LOOKUP}.",
+        ("mx", "preference"),
+    ),
+    Family(
+        "smtp_domain_mx_addresses",
+        _gauge,
+        f"Addresses found for each MX host (0: nobody can reach it), {_LOOKUP}.",
+        ("mx",),
+    ),
+    Family(
+        "smtp_domain_mx_implicit",
+        _gauge,
+        f"1 if the domain has no MX records and its own address is the MX, {_LOOKUP}.",
+    ),
+    Family(
+        "smtp_domain_null_mx", _gauge, f"1 if the domain publishes a null MX (accepts no mail, RFC 7505), {_LOOKUP}."
+    ),
+    Family("smtp_domain_lookup_timestamp_seconds", _gauge, "Unix time at which the last lookup of the domain started."),
+    Family(
+        "smtp_domain_lookup_duration_seconds", _gauge, "Duration of the last lookup of the domain, addresses included."
+    ),
+)
+
 # Families of the exporter itself, after the targets' in exposition order.
 EXPORTER_FAMILIES = (
     Family("smtp_exporter_build_info", _gauge, "Version of smtp-tls-exporter.", ("version",)),
-    Family("smtp_exporter_targets", _gauge, "Targets this exporter probes on schedule."),
+    Family("smtp_exporter_targets", _gauge, "Targets this exporter probes on schedule (each pair of a domain counts)."),
+    Family("smtp_exporter_domains", _gauge, "Mail domains this exporter watches."),
     Family("smtp_exporter_config_last_reload_successful", _gauge, "1 if the last configuration (re)load succeeded."),
     Family(
         "smtp_exporter_config_last_reload_success_timestamp_seconds",
@@ -192,13 +233,18 @@ EXPORTER_FAMILIES = (
     ),
 )
 
-ALL_FAMILIES = TARGET_FAMILIES + EXPORTER_FAMILIES
+ALL_FAMILIES = TARGET_FAMILIES + DOMAIN_FAMILIES + EXPORTER_FAMILIES
 FAMILY = {family.name: family for family in ALL_FAMILIES}
 
 # A static label of a target must not shadow a label the exporter or
 # Prometheus sets on the same series.
 RESERVED_LABELS = frozenset(
-    (*TARGET_LABELS, *SCRAPE_LABELS, *(label for family in TARGET_FAMILIES for label in family.labels))
+    (
+        *TARGET_LABELS,
+        *PAIR_LABELS,
+        *SCRAPE_LABELS,
+        *(label for family in TARGET_FAMILIES + DOMAIN_FAMILIES for label in family.labels),
+    )
 )
 
 # What `smtp_tls_version` reports for each protocol name OpenSSL returns.

@@ -16,7 +16,15 @@ from typing import Protocol
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter.config.model import ProbeSpec, ScheduledTarget
-from exporter.metrics.families import EXPORTER_FAMILIES, FAMILY, TARGET_FAMILIES, TLS_VERSION_NUMBERS
+from exporter.dns.mail_domain import DomainExpansion
+from exporter.metrics.families import (
+    DOMAIN_FAMILIES,
+    EXPORTER_FAMILIES,
+    FAMILY,
+    TARGET_FAMILIES,
+    TLS_VERSION_NUMBERS,
+    Family,
+)
 from exporter.metrics.text_format import format_value, label_pairs, sample
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
 from exporter.tls.certificates import days_until
@@ -24,6 +32,18 @@ from exporter.tls.ratings import chain_weakest_rating, cipher_rating
 from exporter.tls.session import TlsSession
 
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
+_DOMAIN_COLUMN = {family.name: index for index, family in enumerate(DOMAIN_FAMILIES)}
+
+
+class DomainState(Protocol):
+    """What the renderer reads of a domain's last lookup."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def expansion(self) -> DomainExpansion: ...
 
 
 class TargetState(Protocol):
@@ -60,6 +80,7 @@ class ExporterStatus:
     # Every asyncio task alive (target loops, probes, HTTP handlers): flat
     # over a long run, or something leaks.
     asyncio_tasks: int = 0
+    domains: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,9 @@ class MetricsRenderer:
     def __init__(self) -> None:
         self._blocks: dict[str, _Block] = {}
         self._columns: list[dict[str, str]] = [{} for _ in TARGET_FAMILIES]
+        # Domain name -> (the lookup rendered, its lines per family); a lookup every
+        # few minutes per domain is rare enough to render the domain's block whole.
+        self._domains: dict[str, tuple[DomainExpansion, tuple[str, ...]]] = {}
 
     def set_targets(self, states: Sequence[TargetState]) -> None:
         """Adopt the target list (at load and reload), keeping blocks that are still right."""
@@ -93,6 +117,18 @@ class MetricsRenderer:
             {name: block.columns[index] for name, block in self._blocks.items()}
             for index in range(len(TARGET_FAMILIES))
         ]
+
+    def set_domains(self, states: Sequence[DomainState]) -> None:
+        """Adopt the domains' last lookups, rendering those that are new."""
+        domains: dict[str, tuple[DomainExpansion, tuple[str, ...]]] = {}
+        for state in states:
+            cached = self._domains.get(state.name)
+            if cached is not None and cached[0] is state.expansion:
+                domains[state.name] = cached
+            else:
+                labels = label_pairs([("target", state.name), *state.labels])
+                domains[state.name] = (state.expansion, render_domain(state.expansion, labels))
+        self._domains = domains
 
     def refresh(self, state: TargetState) -> None:
         """Render ``state``'s block now, after a new result."""
@@ -111,6 +147,10 @@ class MetricsRenderer:
             if text:
                 chunks.append(family.header())
                 chunks.append(text)
+        for index, family in enumerate(DOMAIN_FAMILIES):
+            text = "".join(columns[index] for _, columns in self._domains.values())
+            if text:
+                chunks.append(family.header() + text)
         chunks.append(render_exporter(status))
         chunks.append(generate_latest(REGISTRY).decode("utf-8"))
         return chunks
@@ -134,7 +174,29 @@ class MetricsRenderer:
 
 def target_labels(target: ScheduledTarget) -> str:
     """The label pairs every series of ``target`` carries, rendered once."""
-    return label_pairs([("target", target.name), *target.labels])
+    return label_pairs([*target.identity_labels, *target.labels])
+
+
+def render_domain(expansion: DomainExpansion, labels: str) -> tuple[str, ...]:
+    """One string of sample lines per family in DOMAIN_FAMILIES."""
+    columns = [""] * len(DOMAIN_FAMILIES)
+
+    def put(family: str, value: float, label_values: Sequence[str] = ()) -> None:
+        extra = zip(FAMILY[family].labels, label_values, strict=True)
+        columns[_DOMAIN_COLUMN[family]] += sample(family, labels, value, extra)
+
+    put("smtp_domain_lookup_success", expansion.success)
+    if expansion.reason is not None:
+        put("smtp_domain_lookup_error_info", 1, (expansion.reason.value,))
+    for host in expansion.mx_hosts:
+        put("smtp_domain_mx_info", 1, (host.name, str(host.preference)))
+    for host in expansion.mx_hosts:
+        put("smtp_domain_mx_addresses", len(host.addresses), (host.name,))
+    put("smtp_domain_mx_implicit", expansion.implicit_mx)
+    put("smtp_domain_null_mx", expansion.null_mx)
+    put("smtp_domain_lookup_timestamp_seconds", expansion.timestamp_seconds)
+    put("smtp_domain_lookup_duration_seconds", expansion.duration_seconds)
+    return tuple(columns)
 
 
 def render_target(state: TargetState, labels: str) -> tuple[str, ...]:
@@ -156,17 +218,37 @@ def render_target(state: TargetState, labels: str) -> tuple[str, ...]:
 
 def render_probe(spec: ProbeSpec, result: ProbeResult, now: float) -> str:
     """The metrics of one on-demand probe, without the target label (Prometheus adds instance)."""
-    out = _Columns("")
-    _put_spec(out, spec)
-    _put_result(out, result)
-    leaf = result.tls.leaf if result.tls else None
-    if leaf is not None and leaf.not_after is not None:
-        out.put("smtp_cert_expiry_days", days_until(leaf.not_after, now))
+    return render_probes([(spec, result, ())], now)
+
+
+def render_probes(
+    probes: Sequence[tuple[ProbeSpec, ProbeResult, Sequence[tuple[str, str]]]],
+    now: float,
+    domain: DomainExpansion | None = None,
+) -> str:
+    """On-demand probes (a domain's pairs, labelled mx and address) and the domain's lookup, if any."""
+    columns = [""] * len(TARGET_FAMILIES)
+    for spec, result, labels in probes:
+        out = _Columns(label_pairs(labels))
+        _put_spec(out, spec)
+        _put_result(out, result)
+        leaf = result.tls.leaf if result.tls else None
+        if leaf is not None and leaf.not_after is not None:
+            out.put("smtp_cert_expiry_days", days_until(leaf.not_after, now))
+        columns = [mine + theirs for mine, theirs in zip(columns, out.columns, strict=True)]
     parts: list[str] = []
-    for family, text in zip(TARGET_FAMILIES, out.columns, strict=True):
+    for family, text in zip(TARGET_FAMILIES, columns, strict=True):
         if text and not family.schedule_only:
-            parts.append(family.header(family.help.replace("the last scheduled probe", "this probe")) + text)
+            parts.append(_on_demand_header(family) + text)
+    if domain is not None:
+        for family, text in zip(DOMAIN_FAMILIES, render_domain(domain, ""), strict=True):
+            if text:
+                parts.append(family.header() + text)
     return "".join(parts)
+
+
+def _on_demand_header(family: Family) -> str:
+    return family.header(family.help.replace("the last scheduled probe", "this probe"))
 
 
 class _Columns:
@@ -273,6 +355,7 @@ def render_exporter(status: ExporterStatus) -> str:
     values: dict[str, list[str]] = {
         "smtp_exporter_build_info": [sample("smtp_exporter_build_info", "", 1, (("version", status.version),))],
         "smtp_exporter_targets": [sample("smtp_exporter_targets", "", status.targets)],
+        "smtp_exporter_domains": [sample("smtp_exporter_domains", "", status.domains)],
         "smtp_exporter_config_last_reload_successful": [
             sample("smtp_exporter_config_last_reload_successful", "", status.config_last_reload_successful)
         ],

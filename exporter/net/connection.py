@@ -209,15 +209,17 @@ class SmtpConnection:
         family: socket.AddressFamily,
         deadline: float,
         transcript: Transcript,
+        pinned_address: str | None = None,
     ) -> SmtpConnection:
         """Resolve ``host`` and connect to its addresses in the order resolved.
 
         Each address but the last gets an equal share of the time left before
         ``deadline`` (loop time), so one unreachable address (often a broken
-        IPv6 route) cannot use it all.
+        IPv6 route) cannot use it all. With ``pinned_address``, connect there only:
+        the caller has resolved the name already (a domain's MX pair).
         """
         loop = asyncio.get_running_loop()
-        addresses = await _resolve(loop, host, port, family)
+        addresses = [pinned_address] if pinned_address is not None else await _resolve(loop, host, port, family)
         failures: list[OSError] = []
         for index, address in enumerate(addresses):
             shown = format_endpoint(address, port)

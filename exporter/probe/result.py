@@ -125,3 +125,14 @@ class ProbeResult:
         implicit TLS, where it already ran over TLS)."""
         upgraded = self.starttls_offered is not None and self.tls is not None
         return self.ehlo_after_tls if upgraded else self.ehlo
+
+
+def unresolved_result(detail: str, now: float) -> ProbeResult:
+    """The result of a pair DNS gave no address to: a dns_error, with nothing connected."""
+    return ProbeResult(
+        started_at=now,
+        finished_at=now,
+        duration_seconds=0.0,
+        phase_durations=(),
+        failures=(Failure(Phase.CONNECT, Reason.DNS_ERROR, detail),),
+    )

@@ -159,6 +159,7 @@ async def _converse(run: _ProbeRun) -> None:
             family=spec.address_family.socket_family,
             deadline=run.deadline,
             transcript=run.transcript,
+            pinned_address=spec.connect_address,
         )
     run.transcript.event(f"connected to {format_endpoint(connection.peer_address, spec.port)}")
     if spec.tls is TlsMode.IMPLICIT:

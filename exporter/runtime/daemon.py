@@ -10,14 +10,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import dns.resolver
 from aiohttp import web
 
 from exporter import __version__
 from exporter.config.loader import ConfigError, load_config
-from exporter.config.model import Config, ScheduledTarget
+from exporter.config.model import Config, DomainEntry, HostAddressesEntry, ScheduledTarget
+from exporter.dns.resolver import DnsResolver, DnsSettings
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
-from exporter.probe.result import ProbeResult
+from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
+from exporter.runtime.domains import DnsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
 from exporter.tls.context import TlsClients
@@ -49,6 +52,8 @@ class Daemon:
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
+        self._watcher: DnsWatcher | None = None
+        self._dns_settings: DnsSettings | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
         self._last_reload_successful = False
@@ -71,12 +76,61 @@ class Daemon:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
         self._scheduler.set_targets(self._scheduled_targets())
+        self._follow_dns()
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
-        log.info("probing targets on schedule", extra={"targets": len(self.store), "shard": shard})
+        log.info(
+            "probing targets on schedule",
+            extra={"targets": len(self.store), "domains": len(self._domains()), "shard": shard},
+        )
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
         if self._scheduler is not None:
             await self._scheduler.close()
+
+    def _follow_dns(self) -> None:
+        """Hand the DNS entries of the config to the watcher; pairs follow from its lookups."""
+        if self._scheduler is None or self._config is None:
+            return  # not started yet: start() follows DNS
+        settings = self._config.dns
+        entries = self._dns_entries()
+        if not entries and self._watcher is None:
+            return  # nothing to look up: no resolver needed (a host without resolv.conf may not have one)
+        try:
+            resolver = DnsResolver(settings)
+        except dns.resolver.NoResolverConfiguration as exc:  # no nameserver in resolv.conf
+            # The lookups cannot run; say so, keep the rest of the exporter going.
+            log.error("cannot set up the DNS resolver; domains are not looked up: %s", exc)
+            return
+        changed = settings != self._dns_settings
+        self._dns_settings = settings
+        if self._watcher is None:
+            self._watcher = DnsWatcher(self._dns_changed, resolver)
+        self._watcher.set_entries(entries, resolver, resolver_changed=changed)
+        # Changed and removed entries lost their pairs; unchanged ones keep theirs.
+        self._dns_changed()
+
+    def _dns_changed(self) -> None:
+        """A lookup finished (or the entries changed): adopt the pairs it gives."""
+        targets = self._scheduled_targets()
+        self.store.set_targets(targets)
+        self._renderer.set_targets(self.store.records())
+        self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
+        if self._scheduler is not None:
+            self._scheduler.set_targets(targets)
+
+    def _domains(self) -> tuple[DomainEntry, ...]:
+        domains = self._config.domains if self._config is not None else ()
+        return tuple(domain for domain in domains if self._owns(domain.name))
+
+    def _dns_entries(self) -> list[DomainEntry | HostAddressesEntry]:
+        hosts = self._config.host_addresses if self._config is not None else ()
+        return [*self._domains(), *(entry for entry in hosts if self._owns(entry.name))]
+
+    def _owns(self, name: str) -> bool:
+        # Sharded by entry, so one replica looks a domain up and probes all its pairs.
+        return self._shard is None or self._shard.owns(name)
 
     def reload(self) -> str | None:
         try:
@@ -92,14 +146,15 @@ class Daemon:
         self._renderer.set_targets(self.store.records())
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
+        self._follow_dns()
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
 
     def _scheduled_targets(self) -> tuple[ScheduledTarget, ...]:
-        """This replica's share of the configured targets."""
-        shard = self._shard
+        """This replica's share of the configured targets, and the pairs DNS gave its entries."""
         targets = self._config.targets if self._config is not None else ()
-        return targets if shard is None else tuple(target for target in targets if shard.owns(target.name))
+        pairs = self._watcher.pairs() if self._watcher is not None else []
+        return (*(target for target in targets if self._owns(target.name)), *pairs)
 
     async def probe_now(self, query: Mapping[str, str], scrape_timeout_header: str | None) -> ProbeResponse:
         if self._config is None:
@@ -116,6 +171,7 @@ class Daemon:
             scheduler_lag=_snapshot(scheduler.lag if scheduler else LagHistogram()),
             probes_in_flight=scheduler.in_flight if scheduler else 0,
             asyncio_tasks=len(asyncio.all_tasks()),
+            domains=len(self._domains()),
         )
         return self._renderer.render(status, time.time())
 
@@ -126,6 +182,8 @@ class Daemon:
         return landing_page(self.store.records(), version=__version__)
 
     async def _probe(self, target: ScheduledTarget) -> ProbeResult:
+        if target.unresolved is not None:
+            return unresolved_result(target.unresolved, time.time())
         return await run_probe(
             target.spec,
             self._tls_clients.for_ca_file(target.spec.ca_file),

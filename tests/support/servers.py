@@ -172,6 +172,7 @@ class ScenarioServers:
         starttls_reply: str | None = None,
         handler: ShapingHandler | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         **smtp_options: Any,
     ) -> int:
         """Start an aiosmtpd server; return its port.
@@ -194,7 +195,7 @@ class ScenarioServers:
             )
 
         ssl_context = tls_context if implicit_tls else None
-        return self._listen(self.loop.create_server(protocol, host, 0, ssl=ssl_context))
+        return self._listen(self.loop.create_server(protocol, host, port, ssl=ssl_context))
 
     def scripted(self, script: Script, *, ssl_context: ssl.SSLContext | None = None) -> int:
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
