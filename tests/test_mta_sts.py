@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exporter.cli.check import main as check_main
 from exporter.dns.mail_domain import expand_domain
 from exporter.dns.resolver import DnsResolver
 from exporter.mta_sts.discovery import discover_mta_sts
@@ -491,3 +492,17 @@ def test_coverage_follows_the_mx_hosts_given() -> None:
         ["mx.example.com", "mx.example.net"]
     )
     assert result.mx_coverage == (MxCoverage("mx.example.com", True), MxCoverage("mx.example.net", False))
+
+
+def test_check_mx_shows_the_policy_its_mode_and_coverage(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    host, port = setup.dns.resolver_address
+    arguments = [f"partial.{ZONE}", "--mx", "--nameserver", f"{host}:{port}", "--timeout", "3s"]
+    check_main([*arguments, "--mta-sts-ca-file", str(setup.ca_file)])
+    report = capsys.readouterr().out
+    assert f"MTA-STS policy: id 20261202, mode enforce, max_age 86400s, mx mx1.partial.{ZONE}" in report
+    assert f"  mx1.partial.{ZONE}: covered" in report
+    assert f"  mx2.partial.{ZONE}: NOT covered: senders refuse it" in report
+    assert "TLS-RPT invalid: no fields after v=TLSRPTv1" in report
+    # Without the test CA, the policy host is not WebPKI-valid.
+    check_main(arguments)
+    assert "MTA-STS FAILED: sts_webpki_invalid" in capsys.readouterr().out

@@ -164,8 +164,9 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     prometheus = stack.prometheus
     for title, expression in dashboard_queries(load_dashboard()):
         # This stack has no DNS to follow, so no domain: the domain panels need
-        # the smtp_domain_* series (tests/test_domains.py checks they are exported).
-        if "smtp_domain_" in expression:
+        # the smtp_domain_*, smtp_mta_sts_* and smtp_tlsrpt_* series (tests/test_domains.py
+        # and tests/test_mta_sts_metrics.py check they are exported).
+        if any(prefix in expression for prefix in ("smtp_domain_", "smtp_mta_sts_", "smtp_tlsrpt_")):
             continue
         query = as_prometheus_sees_it(expression)
         prometheus.wait_for(functools.partial(_some_result, prometheus, query), f"{title!r}: {query}")

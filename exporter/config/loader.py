@@ -27,6 +27,7 @@ from exporter.config.model import (
     ConfigProblem,
     DomainEntry,
     HostAddressesEntry,
+    MtaStsSetting,
     ProbeAllowRule,
     ProbeModule,
     ProbeOptions,
@@ -80,11 +81,12 @@ _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "d
 # messages: those belong to a submission server, not to every MX of a domain.
 _DOMAIN_KEYS = (
     "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
-    "ca_file", "labels", "timeout",
+    "ca_file", "labels", "timeout", "mta_sts", "mta_sts_interval", "mta_sts_ca_file",
 )  # fmt: skip
 _DNS_KEYS = ("nameservers", "timeout")
 _TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
 DEFAULT_DNS_INTERVAL = "5m"
+DEFAULT_MTA_STS_INTERVAL = "1h"
 # RFC 5321 section 4.5.3.1.2 bounds a domain at 255 octets; labels are letters,
 # digits, hyphens (and underscores, which appear in real MX names).
 _DOMAIN_NAME = re.compile(
@@ -270,8 +272,17 @@ class _Reader:
             )
         name = self._string(raw.get("name"), (*path, "name")) or domain
         labels = self._labels(raw.get("labels"), (*path, "labels"))
+        # YAML 1.1 reads an unquoted `off` as false.
+        mta_sts_raw = raw.get("mta_sts", "auto")
+        mta_sts = self._choice("off" if mta_sts_raw is False else mta_sts_raw, (*path, "mta_sts"), MtaStsSetting)
+        mta_sts_interval = self._duration(
+            raw.get("mta_sts_interval", DEFAULT_MTA_STS_INTERVAL), (*path, "mta_sts_interval")
+        )
+        mta_sts_ca_file = self._ca_file(raw.get("mta_sts_ca_file"), (*path, "mta_sts_ca_file"))
         if (
             self.problems_seen > problems_before
+            or mta_sts is None
+            or mta_sts_interval is None
             or domain is None
             or name is None
             or options is None
@@ -281,7 +292,19 @@ class _Reader:
             or max_mx is None
         ):
             return None
-        return DomainEntry(name, domain, port, options, interval, dns_interval, max_mx, labels)
+        return DomainEntry(
+            name,
+            domain,
+            port,
+            options,
+            interval,
+            dns_interval,
+            max_mx,
+            labels,
+            mta_sts,
+            mta_sts_interval,
+            mta_sts_ca_file,
+        )
 
     def _domain_name(self, raw: Any, path: KeyPath) -> str | None:
         text = self._string(raw, path, required=True)

@@ -50,6 +50,14 @@ class AddressSelection(enum.StrEnum):
     ALL = "all"
 
 
+class MtaStsSetting(enum.StrEnum):
+    """Whether a domain's MTA-STS policy and TLS-RPT record are checked."""
+
+    # Checked; a domain without a _mta-sts record reports just that.
+    AUTO = "auto"
+    OFF = "off"
+
+
 class AuthMechanism(enum.StrEnum):
     PLAIN = "PLAIN"
     LOGIN = "LOGIN"
@@ -196,6 +204,11 @@ class DomainEntry:
     dns_interval: float
     max_mx: int
     labels: tuple[tuple[str, str], ...] = ()
+    mta_sts: MtaStsSetting = MtaStsSetting.AUTO
+    # Senders refetch when the TXT id changes; an hour sees a lapsed policy host long before their caches expire.
+    mta_sts_interval: float = 3600.0
+    # Trust anchors for the policy host (private test PKIs); None: the system store, as senders use.
+    mta_sts_ca_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,11 @@ class Reason(enum.StrEnum):
     MAIL_FROM_REJECTED = "mail_from_rejected"
     RCPT_REJECTED = "rcpt_rejected"
     DATA_REJECTED = "data_rejected"
+    # The domain's MTA-STS policy is in enforce mode and senders would refuse this pair (RFC 8461 section 4):
+    # its MX host matches none of the policy's mx patterns,
+    STS_MX_NOT_COVERED = "sts_mx_not_covered"
+    # or its certificate is not trusted or does not name the MX host.
+    STS_WEBPKI_INVALID = "sts_webpki_invalid"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -18,9 +18,11 @@ from exporter.config.loader import ConfigError, load_config
 from exporter.config.model import Config, DomainEntry, HostAddressesEntry, ScheduledTarget
 from exporter.dns.resolver import DnsResolver, DnsSettings
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
+from exporter.mta_sts.enforcement import with_sts_failures
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
-from exporter.runtime.domains import DnsWatcher
+from exporter.runtime.domains import DnsWatcher, DomainLookup
+from exporter.runtime.mta_sts import MtaStsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
 from exporter.tls.context import TlsClients
@@ -53,6 +55,7 @@ class Daemon:
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
         self._watcher: DnsWatcher | None = None
+        self._mta_sts: MtaStsWatcher | None = None
         self._dns_settings: DnsSettings | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
@@ -84,6 +87,8 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        if self._mta_sts is not None:
+            await self._mta_sts.close()
         if self._watcher is not None:
             await self._watcher.close()
         if self._scheduler is not None:
@@ -107,7 +112,10 @@ class Daemon:
         self._dns_settings = settings
         if self._watcher is None:
             self._watcher = DnsWatcher(self._dns_changed, resolver)
+            self._mta_sts = MtaStsWatcher(self._mta_sts_changed, resolver)
         self._watcher.set_entries(entries, resolver, resolver_changed=changed)
+        if self._mta_sts is not None:
+            self._mta_sts.set_entries(self._domains(), resolver, resolver_changed=changed)
         # Changed and removed entries lost their pairs; unchanged ones keep theirs.
         self._dns_changed()
 
@@ -116,9 +124,20 @@ class Daemon:
         targets = self._scheduled_targets()
         self.store.set_targets(targets)
         self._renderer.set_targets(self.store.records())
-        self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
+        self._renderer.set_domains(self._domain_states())
         if self._scheduler is not None:
             self._scheduler.set_targets(targets)
+
+    def _mta_sts_changed(self) -> None:
+        """An MTA-STS check finished: the domains' series change, the pairs keep their schedule."""
+        self._renderer.set_domains(self._domain_states())
+
+    def _domain_states(self) -> list[DomainLookup]:
+        """Each domain's last lookup with its last MTA-STS check, if it has one."""
+        lookups = self._watcher.lookups() if self._watcher else []
+        if self._mta_sts is None:
+            return lookups
+        return [lookup.with_mta_sts(self._mta_sts.result(lookup.name)) for lookup in lookups]
 
     def _domains(self) -> tuple[DomainEntry, ...]:
         domains = self._config.domains if self._config is not None else ()
@@ -184,13 +203,17 @@ class Daemon:
     async def _probe(self, target: ScheduledTarget) -> ProbeResult:
         if target.unresolved is not None:
             return unresolved_result(target.unresolved, time.time())
-        return await run_probe(
+        result = await run_probe(
             target.spec,
             self._tls_clients.for_ca_file(target.spec.ca_file),
             name=target.name,
             send_due=self._send_due(target),
             keep_transcript=False,
         )
+        if target.mx is None or self._mta_sts is None:
+            return result
+        # A domain's pair is held to the policy senders apply now (the last good one while fetches fail).
+        return with_sts_failures(self._mta_sts.known_policy(target.entry), target.mx, result)
 
     def _send_due(self, target: ScheduledTarget) -> bool:
         send = target.spec.send
