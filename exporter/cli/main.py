@@ -15,7 +15,9 @@ from exporter.cli.flags import add_listen_flag, add_log_flags
 from exporter.cli.logs import configure_logging
 from exporter.config.loader import ConfigError
 from exporter.runtime.daemon import Daemon, load_runtime, serve
+from exporter.runtime.limits import MAX_PROBE_SLOTS, RESERVED_FILES, default_probe_slots, raise_open_files_limit
 from exporter.runtime.scheduler import Shard
+from exporter.web.access import WebAccess, load_web_config
 from exporter.web.listener import ListenError, bind
 
 DEFAULT_CONFIG_FILE = "config.yml"
@@ -41,8 +43,13 @@ def daemon_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_listen_flag(parser)
     parser.add_argument(
-        "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=256,
-        help="scheduled probes allowed to run at the same time (default: 256)",
+        "--web.config.file", dest="web_config_file", type=Path, default=None, metavar="FILE",
+        help="TLS and basic auth for every endpoint, in exporter-toolkit's web config format (default: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe.max-concurrency", dest="max_concurrency", type=_positive_int, default=None,
+        help="scheduled probes allowed to run at the same time (default: from the open-files limit, "
+        f"less {RESERVED_FILES} for HTTP, DNS and files, at most {MAX_PROBE_SLOTS})",
     )  # fmt: skip
     parser.add_argument(
         "--shard", type=_shard, default=None, metavar="K/N",
@@ -74,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = daemon_parser().parse_args(argv)
     configure_logging(arguments.log_level, arguments.log_format)
     if arguments.config_check:
-        return _check_config(arguments.config_file)
+        status = _check_config(arguments.config_file)
+        if arguments.web_config_file is not None:
+            status = max(status, _check_web_config(arguments.web_config_file))
+        return status
     return _run_daemon(arguments)
 
 
@@ -89,19 +99,49 @@ def _check_config(path: Path) -> int:
     return 0
 
 
+def _check_web_config(path: Path) -> int:
+    try:
+        loaded = load_web_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    for warning in loaded.config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    tls = "HTTPS" if loaded.context is not None else "plain HTTP"
+    print(f"{path}: web configuration is valid ({tls}, {len(loaded.config.users)} basic auth users)")
+    return 0
+
+
 def _run_daemon(arguments: argparse.Namespace) -> int:
-    daemon = Daemon(arguments.config_file, max_concurrency=arguments.max_concurrency, shard=arguments.shard)
+    open_files = raise_open_files_limit()
+    max_concurrency = arguments.max_concurrency or default_probe_slots(open_files)
+    daemon = Daemon(arguments.config_file, max_concurrency=max_concurrency, shard=arguments.shard)
     try:
         daemon.load()
-        listener = bind(arguments.listen_address)
     except ConfigError as exc:
         log.error("invalid configuration; not starting:\n%s", exc)
         return 1
+    try:
+        access = WebAccess(arguments.web_config_file)
+    except ConfigError as exc:
+        log.error("invalid web configuration; not starting:\n%s", exc)
+        return 1
+    try:
+        listener = bind(arguments.listen_address)
     except ListenError as exc:
         log.error("%s", exc)
         return 1
-    log.info("starting smtp-tls-exporter", extra={"version": __version__, "config": str(arguments.config_file)})
-    event_loop.run(serve(daemon, listener), use_uvloop=arguments.uvloop)
+    log.info(
+        "starting smtp-tls-exporter",
+        extra={
+            "version": __version__,
+            "config": str(arguments.config_file),
+            "open_files": open_files,
+            "probe_slots": max_concurrency,
+        },
+    )
+    event_loop.run(serve(daemon, listener, access), use_uvloop=arguments.uvloop)
     return 0
 
 

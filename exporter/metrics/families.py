@@ -262,6 +262,13 @@ EXPORTER_FAMILIES = (
         "Unix time of the last successful configuration load.",
     ),
     Family("smtp_exporter_probes_in_flight", _gauge, "Scheduled probes running right now."),
+    Family("smtp_exporter_probe_slots", _gauge, "Scheduled probes allowed to run at the same time."),
+    Family(
+        "smtp_exporter_probes_skipped_total",
+        _counter,
+        "Due probes that did not run, by why: the previous probe still running, or no free slot.",
+        ("reason",),
+    ),
     Family("smtp_exporter_asyncio_tasks", _gauge, "asyncio tasks alive in the exporter."),
     Family(
         "smtp_exporter_scheduler_lag_seconds",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import REGISTRY, generate_latest
@@ -87,6 +87,9 @@ class ExporterStatus:
     # Every asyncio task alive (target loops, probes, HTTP handlers): flat
     # over a long run, or something leaks.
     asyncio_tasks: int = 0
+    probe_slots: int = 0
+    # SkipReason value -> count since start.
+    probes_skipped: Mapping[str, int] = field(default_factory=dict)
     domains: int = 0
 
 
@@ -399,6 +402,11 @@ def render_exporter(status: ExporterStatus) -> str:
             )
         ],
         "smtp_exporter_probes_in_flight": [sample("smtp_exporter_probes_in_flight", "", status.probes_in_flight)],
+        "smtp_exporter_probe_slots": [sample("smtp_exporter_probe_slots", "", status.probe_slots)],
+        "smtp_exporter_probes_skipped_total": [
+            sample("smtp_exporter_probes_skipped_total", "", count, (("reason", reason),))
+            for reason, count in sorted(status.probes_skipped.items())
+        ],
         "smtp_exporter_asyncio_tasks": [sample("smtp_exporter_asyncio_tasks", "", status.asyncio_tasks)],
         "smtp_exporter_scheduler_lag_seconds": _histogram("smtp_exporter_scheduler_lag_seconds", status.scheduler_lag),
     }

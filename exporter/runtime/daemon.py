@@ -26,6 +26,7 @@ from exporter.runtime.mta_sts import MtaStsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
 from exporter.tls.context import TlsClients
+from exporter.web.access import WebAccess
 from exporter.web.app import create_app
 from exporter.web.landing import landing_page
 from exporter.web.listener import bound_address
@@ -190,6 +191,8 @@ class Daemon:
             scheduler_lag=_snapshot(scheduler.lag if scheduler else LagHistogram()),
             probes_in_flight=scheduler.in_flight if scheduler else 0,
             asyncio_tasks=len(asyncio.all_tasks()),
+            probe_slots=self._max_concurrency,
+            probes_skipped={reason.value: count for reason, count in scheduler.skipped.items()} if scheduler else {},
             domains=len(self._domains()),
         )
         return self._renderer.render(status, time.time())
@@ -250,21 +253,28 @@ def _snapshot(lag: LagHistogram) -> HistogramSnapshot:
     return HistogramSnapshot(tuple(lag.cumulative()), lag.total, lag.observations)
 
 
-async def serve(daemon: Daemon, listener: socket.socket) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
+async def serve(daemon: Daemon, listener: socket.socket, access: WebAccess | None = None) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the config.
+
+    ``access`` is the --web.config.file in force (TLS, basic auth); None serves plain HTTP to anyone.
+    """
+    access = access if access is not None else WebAccess(None)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
-    runner = web.AppRunner(create_app(daemon), access_log=None, handle_signals=False)
+    app = create_app(daemon)
+    access.protect(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.SockSite(runner, listener).start()
+    await access.serve(runner, listener)
     daemon.start()
-    log.info("listening", extra={"address": bound_address(listener)})
+    log.info("listening", extra={"address": bound_address(listener), "tls": access.tls})
     try:
         await stopping.wait()
         log.info("shutting down")
     finally:
+        await access.close()
         await daemon.stop()
         await runner.cleanup()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import enum
 import hashlib
 import logging
 import math
@@ -34,6 +36,21 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0
 # How fast first probes of new targets start: a few targets are probed at
 # once, many are spread (never over more than their own interval).
 FIRST_PROBES_PER_SECOND = 50.0
+# A probe that used this share of its timeout or more held its slot for
+# (nearly) all of it: a silent or unreachable server. Such targets share a
+# smaller pool of slots, so they cannot starve healthy ones when the bound
+# is reached.
+STALLED_SHARE_OF_TIMEOUT = 0.9
+STALLED_SHARE_OF_SLOTS = 4
+
+
+class SkipReason(enum.StrEnum):
+    """Why a due probe did not run (smtp_exporter_probes_skipped_total{reason})."""
+
+    # The target's previous probe was still running at its next slot.
+    PREVIOUS_PROBE_RUNNING = "previous_probe_running"
+    # Every probe slot was busy until after the next slot had passed.
+    NO_FREE_SLOT = "no_free_slot"
 
 
 @dataclass
@@ -116,10 +133,15 @@ class Scheduler:
     def __init__(self, probe: ProbeFunction, on_result: ResultCallback, *, max_concurrency: int) -> None:
         self._probe = probe
         self._on_result = on_result
+        self.slots = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._stalled_slots = asyncio.Semaphore(max(1, max_concurrency // STALLED_SHARE_OF_SLOTS))
         self._tasks: dict[str, tuple[ScheduledTarget, asyncio.Task[None]]] = {}
         self.lag = LagHistogram()
         self.in_flight = 0
+        # A target's loop never queues a second probe of it: a slot passed
+        # while it waited or ran is skipped and counted here.
+        self.skipped = dict.fromkeys(SkipReason, 0)
 
     def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
         """Start, keep or restart each target's loop to match ``targets``.
@@ -150,20 +172,31 @@ class Scheduler:
 
     async def _run_target(self, target: ScheduledTarget, offset: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
+        interval = target.interval
         due = loop.time() + first_delay
+        stalled = False
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
-            async with self._slots:
-                self.lag.observe(max(0.0, loop.time() - due))
+            lane = self._stalled_slots if stalled else contextlib.nullcontext()
+            async with lane, self._slots:
+                started = loop.time()
+                self.lag.observe(max(0.0, started - due))
                 self.in_flight += 1
                 try:
-                    self._on_result(target, await self._probe(target))
+                    result = await self._probe(target)
+                    stalled = result.duration_seconds >= target.spec.timeout * STALLED_SHARE_OF_TIMEOUT
+                    self._on_result(target, result)
                 except Exception:
                     # The probe and the store never raise by design; if a bug
                     # makes them, this target must still keep its schedule.
                     log.exception("probing target %s failed unexpectedly", target.name)
                 finally:
                     self.in_flight -= 1
-            # Skip slots that were missed (a long stall) rather than firing
-            # a burst of catch-up probes.
-            due = next_due(max(due + target.interval / 2, loop.time()), offset=offset, interval=target.interval)
+            # Skip slots that were missed rather than firing a burst of
+            # catch-up probes, and say so.
+            following = next_due(max(due + interval / 2, loop.time()), offset=offset, interval=interval)
+            missed = round((following - due) / interval) - 1
+            missed_waiting = min(missed, int((started - due) / interval))
+            self.skipped[SkipReason.NO_FREE_SLOT] += missed_waiting
+            self.skipped[SkipReason.PREVIOUS_PROBE_RUNNING] += missed - missed_waiting
+            due = following

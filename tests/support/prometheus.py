@@ -57,15 +57,20 @@ class PrometheusServer:
         *,
         rule_files: Sequence[Path] = (RULES_FILE,),
         interval: str = "1s",
+        job_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        """Start Prometheus scraping ``scrape_targets`` (job name -> host:port on loopback)."""
+        """Start Prometheus scraping ``scrape_targets`` (job name -> host:port on loopback).
+
+        ``job_settings`` adds scrape_config keys per job (scheme, tls_config, basic_auth...).
+        """
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         config = {
             "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
             "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [address]}]} for job, address in scrape_targets.items()
+                {"job_name": job, "static_configs": [{"targets": [address]}], **(job_settings or {}).get(job, {})}
+                for job, address in scrape_targets.items()
             ],
         }
         config_file = directory / "prometheus.yml"
