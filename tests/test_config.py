@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.config.loader import ConfigError, load_config, parse_config
-from exporter.config.model import AddressFamily, AuthMechanism, ConfigProblem, TlsMode
+from exporter.config.model import AddressFamily, AuthMechanism, ConfigProblem, MtaStsSetting, TlsMode
 from exporter.config.values import parse_duration
+from tests.support.pki import Pki
 
 
 def _problems(text: str, tmp_path: Path) -> list[str]:
@@ -453,3 +454,43 @@ targets:
         "9: targets[2].require: needs TLS, and tls is none: there is no session to hold to it",
         "11: targets[3].require.max_tls_version: unknown key (expected one of: min_tls_version, forward_secrecy)",
     ]
+
+
+def test_mta_sts_settings_of_a_domain(tmp_path: Path, pki: Pki) -> None:
+    source = tmp_path / "config.yml"
+    source.write_text(
+        f"""domains:
+  - domain: example.net
+  - domain: example.org
+    mta_sts: off
+  - domain: example.com
+    mta_sts: auto
+    mta_sts_interval: 15m
+    mta_sts_ca_file: {pki.ca_file}
+"""
+    )
+    default, off, tuned = load_config(source).domains
+    assert (default.mta_sts, default.mta_sts_interval, default.mta_sts_ca_file) == (MtaStsSetting.AUTO, 3600, None)
+    # An unquoted `off` is YAML's false; it still means off.
+    assert off.mta_sts is MtaStsSetting.OFF
+    assert (tuned.mta_sts, tuned.mta_sts_interval, tuned.mta_sts_ca_file) == (MtaStsSetting.AUTO, 900, pki.ca_file)
+
+
+def test_mta_sts_problems_are_located(tmp_path: Path) -> None:
+    problems = _problems(
+        """domains:
+  - domain: example.net
+    mta_sts: enforce
+    mta_sts_interval: soon
+    mta_sts_ca_file: missing.pem
+""",
+        tmp_path,
+    )
+    source = tmp_path / "config.yml"
+    expected = [
+        f"{source}:3: domains[0].mta_sts: unknown value 'enforce' (expected one of: auto, off)",
+        f"{source}:4: domains[0].mta_sts_interval:",
+        f"{source}:5: domains[0].mta_sts_ca_file: cannot read {tmp_path / 'missing.pem'}",
+    ]
+    for wanted in expected:
+        assert any(problem.startswith(wanted) for problem in problems), (wanted, problems)

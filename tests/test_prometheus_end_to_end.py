@@ -200,12 +200,14 @@ def test_the_signed_domain_arrives_per_pair_with_its_dane_verdicts(stack: Stack)
 
 
 def test_the_domain_alerts_name_the_mx_and_address(stack: Stack) -> None:
-    # All three wait (5 and 10 minutes) before firing, so they stay pending here;
-    # Prometheus renders a pending alert's annotations all the same.
+    # All four wait (5 minutes to an hour) before firing, so they stay pending here;
+    # Prometheus renders a pending alert's annotations all the same. The domain
+    # publishes DANE but no TLS-RPT record, which SmtpTlsRptMissing points out.
     expected = {
         ("SmtpDaneMismatch", DOMAIN_TARGET, "pending"),
         ("SmtpDomainMxUnreachable", DOMAIN_TARGET, "pending"),
         ("SmtpDomainLookupFailing", MISSING_TARGET, "pending"),
+        ("SmtpTlsRptMissing", DOMAIN_TARGET, "pending"),
     }
     prometheus = stack.prometheus
     prometheus.wait_for(
@@ -222,12 +224,18 @@ def test_the_domain_alerts_name_the_mx_and_address(stack: Stack) -> None:
         "SmtpDaneMismatch": f"DANE TLSA records of {renewed} do not match its certificate",
         "SmtpDomainMxUnreachable": f"MX {MX_RENEWED} of {DOMAIN_TARGET} is unreachable",
         "SmtpDomainLookupFailing": f"DNS lookup of mail domain {MISSING_TARGET} fails",
+        "SmtpTlsRptMissing": f"{DOMAIN_TARGET} publishes MTA-STS or DANE without a valid TLS-RPT record",
     }
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     prometheus = stack.prometheus
     for title, expression in dashboard_queries(load_dashboard()):
+        # The stack's mail domain publishes no MTA-STS policy or TLS-RPT record, so
+        # the policy panels stay empty here; tests/test_mta_sts_metrics.py checks a
+        # running exporter exports those series.
+        if any(prefix in expression for prefix in ("smtp_mta_sts_", "smtp_tlsrpt_")):
+            continue
         query = as_prometheus_sees_it(expression)
         prometheus.wait_for(functools.partial(_some_result, prometheus, query), f"{title!r}: {query}")
     targets = prometheus.api("label/target/values", **{"match[]": "smtp_target_info"})

@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from exporter.config.model import (
     AuthConfig,
     AuthMechanism,
     ClientCertificate,
+    MtaStsSetting,
     ProbeOptions,
     ProbeSpec,
     SendConfig,
@@ -37,9 +39,12 @@ from exporter.config.secret import PasswordUnavailable, Secret, password_from_en
 from exporter.config.values import check_ehlo_name, check_mail_address, parse_duration, split_host_port
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
 from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver, resolver_or_none
+from exporter.mta_sts.fetch import policy_context
+from exporter.mta_sts.result import MtaStsResult
 from exporter.probe.domain import DomainProbe, probe_domain
 from exporter.probe.report import SCHEMA_VERSION, human_report, result_document
 from exporter.probe.run import run_probe
+from exporter.probe.transcript import printable
 from exporter.scan.engine import scan
 from exporter.scan.report import scan_report
 from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
@@ -74,6 +79,14 @@ def check_parser() -> argparse.ArgumentParser:
         help="with --mx: ask this resolver (host, host:port or [v6]:port; repeatable; default: the system's)",
     )
     parser.add_argument("--max-mx", type=int, default=DEFAULT_MAX_MX, help="with --mx: at most this many MX hosts")
+    parser.add_argument(
+        "--mta-sts", choices=[setting.value for setting in MtaStsSetting], default="auto",
+        help="with --mx: check the domain's MTA-STS policy and TLS-RPT record (default: auto)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mta-sts-ca-file", type=Path, metavar="FILE",
+        help="with --mx: trust only these CAs for the MTA-STS policy host (default: system store)",
+    )  # fmt: skip
     parser.add_argument(
         "--address-family", choices=[family.value for family in AddressFamily], default="any", help="which addresses"
     )
@@ -234,6 +247,9 @@ def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace
         nameservers = tuple(parse_nameserver(text) for text in arguments.nameserver or ())
         resolver = DnsResolver(DnsSettings(nameservers, timeout=min(5.0, spec.timeout)))
         tls_client = TlsClients().for_spec(spec)
+        mta_sts_context = None
+        if arguments.mta_sts == MtaStsSetting.AUTO:
+            mta_sts_context = policy_context(arguments.mta_sts_ca_file)
     except (UsageError, ValueError) as exc:
         parser.print_usage(sys.stderr)
         print(f"smtp-tls-exporter check: error: {exc}", file=sys.stderr)
@@ -244,6 +260,9 @@ def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace
     except crypto.Error as exc:
         print(f"smtp-tls-exporter check: error: OpenSSL cannot load {spec.ca_file}: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except (OSError, ssl.SSLError) as exc:
+        print(f"smtp-tls-exporter check: error: cannot load {arguments.mta_sts_ca_file}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     domain = spec.host
     # An MX listens on port 25 (RFC 5321) unless the user says otherwise.
     port = split_host_port(arguments.server)[1] or 25
@@ -251,7 +270,11 @@ def _check_domain(parser: argparse.ArgumentParser, arguments: argparse.Namespace
         spec.tls, spec.timeout, spec.ehlo_name, spec.ca_file, spec.address_family,
         client_certificate=spec.client_certificate,
     )  # fmt: skip
-    probed = event_loop.run(probe_domain(resolver, domain, port, options, tls_client, max_mx=arguments.max_mx))
+    probed = event_loop.run(
+        probe_domain(
+            resolver, domain, port, options, tls_client, max_mx=arguments.max_mx, mta_sts_context=mta_sts_context
+        )
+    )
     now = time.time()
     if arguments.json:
         print(json.dumps(_domain_document(probed, now), indent=2))
@@ -296,6 +319,8 @@ def domain_report(probed: DomainProbe, *, now: float, colour: bool = False) -> s
     notes = [f"{host.name}: {note.value}" for host in expansion.mx_hosts for note in host.notes]
     if notes:
         lines.append("Notes: " + "; ".join(notes))
+    if probed.mta_sts is not None:
+        lines += ["", *mta_sts_report(probed.mta_sts)]
     for pair in probed.pairs:
         if not pair.result.success:
             lines += ["", human_report(pair.spec, pair.result, now=now, colour=colour).rstrip("\n")]
@@ -307,6 +332,65 @@ def domain_report(probed: DomainProbe, *, now: float, colour: bool = False) -> s
         summary += f"; MX without an address: {', '.join(unreachable)}"
     lines += ["", summary]
     return "\n".join(lines) + "\n"
+
+
+def mta_sts_report(result: MtaStsResult) -> list[str]:
+    """The policy, its mode, which MX it covers, and the TLS-RPT record, for people."""
+    lines: list[str] = []
+    known = result.known_policy
+    if result.failure is not None:
+        lines.append(f"MTA-STS FAILED: {result.failure.value}: {printable(result.detail)}")
+    elif result.record_present is False and known is None:
+        lines.append(f"MTA-STS: none ({printable(result.detail)})")
+    if known is not None:
+        policy = known.policy
+        lines.append(
+            f"MTA-STS policy: id {known.policy_id}, mode {policy.mode.value}, max_age {policy.max_age_seconds}s, "
+            f"mx {', '.join(policy.mx_patterns) or '(none)'}"
+            + (" (the last good one, kept)" if result.policy_kept else "")
+        )
+        if known.changed_without_new_id:
+            lines.append(f"  the policy changed but the TXT id stayed {known.policy_id}: senders keep their cached one")
+    if result.mx_coverage:
+        mode = result.mode.value if result.mode is not None else ""
+        uncovered = "senders refuse it" if mode == "enforce" else "reported only (testing mode)"
+        for coverage in result.mx_coverage:
+            verdict = "covered" if coverage.covered else f"NOT covered: {uncovered}"
+            lines.append(f"  {coverage.mx}: {verdict}")
+    tlsrpt = result.tlsrpt
+    if tlsrpt is None:
+        lines.append(f"TLS-RPT: unknown ({printable(result.tlsrpt_detail)})")
+    elif not tlsrpt.present:
+        lines.append("TLS-RPT: none (no _smtp._tls record begins with v=TLSRPTv1)")
+    elif not tlsrpt.valid:
+        lines.append(f"TLS-RPT invalid: {printable(tlsrpt.problem)}")
+    else:
+        lines.append(f"TLS-RPT: {len(tlsrpt.rua)} report URI(s): {printable(', '.join(tlsrpt.rua))}")
+    return lines
+
+
+def _mta_sts_document(result: MtaStsResult) -> dict[str, object]:
+    known = result.known_policy
+    tlsrpt = result.tlsrpt
+    return {
+        "record_present": result.record_present,
+        "policy_valid": result.policy_valid,
+        "error": result.failure.value if result.failure else None,
+        "detail": result.detail,
+        "policy": None
+        if known is None
+        else {
+            "id": known.policy_id,
+            "mode": known.policy.mode.value,
+            "max_age": known.policy.max_age_seconds,
+            "mx": list(known.policy.mx_patterns),
+            "kept": result.policy_kept,
+        },
+        "mx_covered": {coverage.mx: coverage.covered for coverage in result.mx_coverage},
+        "tlsrpt": None
+        if tlsrpt is None
+        else {"present": tlsrpt.present, "valid": tlsrpt.valid, "rua": list(tlsrpt.rua)},
+    }
 
 
 def _preference(text: str) -> int:
@@ -338,4 +422,5 @@ def _domain_document(probed: DomainProbe, now: float) -> dict[str, object]:
             {"mx": pair.mx.name, "address": pair.address, "result": result_document(pair.spec, pair.result, now=now)}
             for pair in probed.pairs
         ],
+        "mta_sts": _mta_sts_document(probed.mta_sts) if probed.mta_sts is not None else None,
     }

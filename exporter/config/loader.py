@@ -29,6 +29,7 @@ from exporter.config.model import (
     DaneMode,
     DomainEntry,
     HostAddressesEntry,
+    MtaStsSetting,
     ProbeAllowRule,
     ProbeModule,
     ProbeOptions,
@@ -100,11 +101,12 @@ _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "d
 _DOMAIN_KEYS = (
     "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
     "ca_file", "client_cert_file", "client_key_file", "labels", "timeout", "dane", "require", "tls_scan",
-    "tls_scan_interval",
+    "tls_scan_interval", "mta_sts", "mta_sts_interval", "mta_sts_ca_file",
 )  # fmt: skip
 _DNS_KEYS = ("nameservers", "timeout")
 _TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
 DEFAULT_DNS_INTERVAL = "5m"
+DEFAULT_MTA_STS_INTERVAL = "1h"
 # RFC 5321 section 4.5.3.1.2 bounds a domain at 255 octets; labels are letters,
 # digits, hyphens (and underscores, which appear in real MX names).
 _DOMAIN_NAME = re.compile(
@@ -314,8 +316,17 @@ class _Reader:
         labels = self._labels(raw.get("labels"), (*path, "labels"))
         tls_scan = self._on_off(*option("tls_scan"))
         tls_scan_interval = self._duration(*option("tls_scan_interval"), minimum=MIN_TLS_SCAN_INTERVAL)
+        # YAML 1.1 reads an unquoted `off` as false.
+        mta_sts_raw = raw.get("mta_sts", "auto")
+        mta_sts = self._choice("off" if mta_sts_raw is False else mta_sts_raw, (*path, "mta_sts"), MtaStsSetting)
+        mta_sts_interval = self._duration(
+            raw.get("mta_sts_interval", DEFAULT_MTA_STS_INTERVAL), (*path, "mta_sts_interval")
+        )
+        mta_sts_ca_file = self._ca_file(raw.get("mta_sts_ca_file"), (*path, "mta_sts_ca_file"))
         if (
             self.problems_seen > problems_before
+            or mta_sts is None
+            or mta_sts_interval is None
             or domain is None
             or name is None
             or options is None
@@ -337,6 +348,9 @@ class _Reader:
             max_mx,
             labels,
             tls_scan_interval=tls_scan_interval if scanned else None,
+            mta_sts=mta_sts,
+            mta_sts_interval=mta_sts_interval,
+            mta_sts_ca_file=mta_sts_ca_file,
         )
 
     def _domain_name(self, raw: Any, path: KeyPath) -> str | None:

@@ -59,6 +59,14 @@ class DaneMode(enum.StrEnum):
     OFF = "off"
 
 
+class MtaStsSetting(enum.StrEnum):
+    """Whether a domain's MTA-STS policy and TLS-RPT record are checked."""
+
+    # Checked; a domain without a _mta-sts record reports just that.
+    AUTO = "auto"
+    OFF = "off"
+
+
 class AuthMechanism(enum.StrEnum):
     PLAIN = "PLAIN"
     LOGIN = "LOGIN"
@@ -260,6 +268,11 @@ class DomainEntry:
     labels: tuple[tuple[str, str], ...] = ()
     # Every pair is scanned on this interval (None: tls_scan off, or tls: none).
     tls_scan_interval: float | None = None
+    mta_sts: MtaStsSetting = MtaStsSetting.AUTO
+    # Senders refetch when the TXT id changes; an hour sees a lapsed policy host long before their caches expire.
+    mta_sts_interval: float = 3600.0
+    # Trust anchors for the policy host (private test PKIs); None: the system store, as senders use.
+    mta_sts_ca_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -307,6 +307,43 @@ DOMAIN_FAMILIES = (
     Family(
         "smtp_domain_lookup_duration_seconds", _gauge, "Duration of the last lookup of the domain, addresses included."
     ),
+    *(
+        # MTA-STS (RFC 8461) and TLS-RPT (RFC 8460), from the last check (every mta_sts_interval).
+        Family("smtp_mta_sts_record_present", _gauge, "1 if a _mta-sts TXT record begins with v=STSv1."),
+        Family(
+            "smtp_mta_sts_policy_valid",
+            _gauge,
+            "1 if the last fetch gave a valid MTA-STS policy (absent without a _mta-sts record).",
+        ),
+        Family(
+            "smtp_mta_sts_policy_info",
+            _gauge,
+            "1 with the id and mode of the MTA-STS policy senders apply (the last good one while fetches fail).",
+            ("id", "mode"),
+        ),
+        Family("smtp_mta_sts_max_age_seconds", _gauge, "max_age of the MTA-STS policy senders apply."),
+        Family(
+            "smtp_mta_sts_policy_fetch_timestamp_seconds",
+            _gauge,
+            "Unix time at which the MTA-STS policy senders apply was fetched.",
+        ),
+        Family(
+            "smtp_mta_sts_error_info",
+            _gauge,
+            "1 with why the last MTA-STS check failed (sts_record_invalid, sts_policy_fetch_error, "
+            "sts_policy_invalid, sts_webpki_invalid).",
+            ("reason",),
+        ),
+        Family(
+            "smtp_mta_sts_mx_covered",
+            _gauge,
+            "1 if the MX host matches an mx pattern of the MTA-STS policy (mode enforce or testing).",
+            ("mx",),
+        ),
+        Family("smtp_tlsrpt_record_present", _gauge, "1 if a _smtp._tls TXT record begins with v=TLSRPTv1."),
+        Family("smtp_tlsrpt_record_valid", _gauge, "1 if the TLS-RPT record is valid, with at least one rua URI."),
+        Family("smtp_tlsrpt_rua_count", _gauge, "Report URIs (mailto: or https:) in the valid TLS-RPT record."),
+    ),
 )
 
 # Families of the exporter itself, after the targets' in exposition order.

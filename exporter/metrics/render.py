@@ -27,6 +27,7 @@ from exporter.metrics.families import (
     Family,
 )
 from exporter.metrics.text_format import format_value, label_pairs, sample
+from exporter.mta_sts.result import MtaStsResult, mx_coverage
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
 from exporter.scan.requirements import requirements_met
 from exporter.scan.result import ScanResult
@@ -38,6 +39,10 @@ _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
 _DOMAIN_COLUMN = {family.name: index for index, family in enumerate(DOMAIN_FAMILIES)}
 
 
+class _Put(Protocol):
+    def __call__(self, family: str, value: float, label_values: Sequence[str] = ()) -> None: ...
+
+
 class DomainState(Protocol):
     """What the renderer reads of a domain's last lookup."""
 
@@ -47,6 +52,8 @@ class DomainState(Protocol):
     def labels(self) -> tuple[tuple[str, str], ...]: ...
     @property
     def expansion(self) -> DomainExpansion: ...
+    @property
+    def mta_sts(self) -> MtaStsResult | None: ...
 
 
 class TargetState(Protocol):
@@ -115,9 +122,9 @@ class MetricsRenderer:
     def __init__(self) -> None:
         self._blocks: dict[str, _Block] = {}
         self._columns: list[dict[str, str]] = [{} for _ in TARGET_FAMILIES]
-        # Domain name -> (the lookup rendered, its lines per family); a lookup every
-        # few minutes per domain is rare enough to render the domain's block whole.
-        self._domains: dict[str, tuple[DomainExpansion, tuple[str, ...]]] = {}
+        # Domain name -> (the lookup and MTA-STS check rendered, its lines per family); a lookup
+        # every few minutes per domain is rare enough to render the domain's block whole.
+        self._domains: dict[str, tuple[tuple[DomainExpansion, MtaStsResult | None], tuple[str, ...]]] = {}
 
     def set_targets(self, states: Sequence[TargetState]) -> None:
         """Adopt the target list (at load and reload), keeping blocks that are still right."""
@@ -132,14 +139,15 @@ class MetricsRenderer:
 
     def set_domains(self, states: Sequence[DomainState]) -> None:
         """Adopt the domains' last lookups, rendering those that are new."""
-        domains: dict[str, tuple[DomainExpansion, tuple[str, ...]]] = {}
+        domains: dict[str, tuple[tuple[DomainExpansion, MtaStsResult | None], tuple[str, ...]]] = {}
         for state in states:
             cached = self._domains.get(state.name)
-            if cached is not None and cached[0] is state.expansion:
+            if cached is not None and cached[0][0] is state.expansion and cached[0][1] is state.mta_sts:
                 domains[state.name] = cached
             else:
                 labels = label_pairs([("target", state.name), *state.labels])
-                domains[state.name] = (state.expansion, render_domain(state.expansion, labels))
+                rendered = render_domain(state.expansion, labels, state.mta_sts)
+                domains[state.name] = ((state.expansion, state.mta_sts), rendered)
         self._domains = domains
 
     def refresh(self, state: TargetState) -> None:
@@ -195,7 +203,7 @@ def target_labels(target: ScheduledTarget) -> str:
     return label_pairs([*target.identity_labels, *target.labels])
 
 
-def render_domain(expansion: DomainExpansion, labels: str) -> tuple[str, ...]:
+def render_domain(expansion: DomainExpansion, labels: str, mta_sts: MtaStsResult | None = None) -> tuple[str, ...]:
     """One string of sample lines per family in DOMAIN_FAMILIES."""
     columns = [""] * len(DOMAIN_FAMILIES)
 
@@ -214,7 +222,31 @@ def render_domain(expansion: DomainExpansion, labels: str) -> tuple[str, ...]:
     put("smtp_domain_null_mx", expansion.null_mx)
     put("smtp_domain_lookup_timestamp_seconds", expansion.timestamp_seconds)
     put("smtp_domain_lookup_duration_seconds", expansion.duration_seconds)
+    if mta_sts is not None:
+        _put_mta_sts(put, mta_sts, [host.name for host in expansion.mx_hosts])
     return tuple(columns)
+
+
+def _put_mta_sts(put: _Put, result: MtaStsResult, mx_hosts: Sequence[str]) -> None:
+    if result.record_present is not None:
+        put("smtp_mta_sts_record_present", result.record_present)
+    if result.policy_valid is not None:
+        put("smtp_mta_sts_policy_valid", result.policy_valid)
+    known = result.known_policy
+    if known is not None:
+        put("smtp_mta_sts_policy_info", 1, (known.policy_id, known.policy.mode.value))
+        put("smtp_mta_sts_max_age_seconds", known.policy.max_age_seconds)
+        put("smtp_mta_sts_policy_fetch_timestamp_seconds", known.fetched_at)
+    if result.failure is not None:
+        put("smtp_mta_sts_error_info", 1, (result.failure.value,))
+    # Against the MX hosts of the latest lookup, which may be newer than the check.
+    for coverage in mx_coverage(known, mx_hosts):
+        put("smtp_mta_sts_mx_covered", coverage.covered, (coverage.mx,))
+    tlsrpt = result.tlsrpt
+    if tlsrpt is not None:
+        put("smtp_tlsrpt_record_present", tlsrpt.present)
+        put("smtp_tlsrpt_record_valid", tlsrpt.valid)
+        put("smtp_tlsrpt_rua_count", len(tlsrpt.rua))
 
 
 def render_target(state: TargetState, labels: str) -> tuple[str, ...]:

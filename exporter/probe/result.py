@@ -62,6 +62,11 @@ class Reason(enum.StrEnum):
     DANE_LOOKUP_FAILED = "dane_lookup_failed"
     # ``dane: required`` and no secure, usable TLSA set.
     DANE_REQUIRED = "dane_required"
+    # The domain's MTA-STS policy is in enforce mode and senders would refuse this pair (RFC 8461 section 4):
+    # its MX host matches none of the policy's mx patterns,
+    STS_MX_NOT_COVERED = "sts_mx_not_covered"
+    # or its certificate is not trusted or does not name the MX host.
+    STS_WEBPKI_INVALID = "sts_webpki_invalid"
     INTERNAL_ERROR = "internal_error"
 
 

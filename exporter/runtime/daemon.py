@@ -17,9 +17,11 @@ from exporter.config.loader import ConfigError, load_config
 from exporter.config.model import Config, DomainEntry, HostAddressesEntry, ScheduledTarget
 from exporter.dns.resolver import DnsResolver, DnsSettings, resolver_or_none
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
+from exporter.mta_sts.enforcement import with_sts_failures
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
-from exporter.runtime.domains import DnsWatcher
+from exporter.runtime.domains import DnsWatcher, DomainLookup
+from exporter.runtime.mta_sts import MtaStsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
 from exporter.scan.result import ScanResult
@@ -58,6 +60,7 @@ class Daemon:
         self._scan_scheduler: ScanScheduler | None = None
         self._watcher: DnsWatcher | None = None
         self._watched_resolver: DnsResolver | None = None
+        self._mta_sts: MtaStsWatcher | None = None
         self._config: Config | None = None
         self._tls_clients = TlsClients()
         # The one resolver client of the loaded ``dns:`` block: domain lookups and TLSA.
@@ -95,6 +98,8 @@ class Daemon:
     async def stop(self) -> None:
         if self._scan_scheduler is not None:
             await self._scan_scheduler.close()
+        if self._mta_sts is not None:
+            await self._mta_sts.close()
         if self._watcher is not None:
             await self._watcher.close()
         if self._scheduler is not None:
@@ -112,8 +117,12 @@ class Daemon:
             return  # no nameserver anywhere: logged, and the rest of the exporter goes on
         if self._watcher is None:
             self._watcher = DnsWatcher(self._dns_changed, resolver)
-        self._watcher.set_entries(entries, resolver, resolver_changed=resolver is not self._watched_resolver)
+            self._mta_sts = MtaStsWatcher(self._mta_sts_changed, resolver)
+        changed = resolver is not self._watched_resolver
         self._watched_resolver = resolver
+        self._watcher.set_entries(entries, resolver, resolver_changed=changed)
+        if self._mta_sts is not None:
+            self._mta_sts.set_entries(self._domains(), resolver, resolver_changed=changed)
         # Changed and removed entries lost their pairs; unchanged ones keep theirs.
         self._dns_changed()
 
@@ -122,12 +131,23 @@ class Daemon:
         targets = self._scheduled_targets()
         self.store.set_targets(targets)
         self._renderer.set_targets(self.store.records())
-        self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
+        self._renderer.set_domains(self._domain_states())
         if self._scheduler is not None:
             self._scheduler.set_targets(targets)
         if self._scan_scheduler is not None:
             # Cancels the scans of changed and removed targets (and pairs), mid-scan too.
             self._scan_scheduler.set_targets(targets)
+
+    def _mta_sts_changed(self) -> None:
+        """An MTA-STS check finished: the domains' series change, the pairs keep their schedule."""
+        self._renderer.set_domains(self._domain_states())
+
+    def _domain_states(self) -> list[DomainLookup]:
+        """Each domain's last lookup with its last MTA-STS check, if it has one."""
+        lookups = self._watcher.lookups() if self._watcher else []
+        if self._mta_sts is None:
+            return lookups
+        return [lookup.with_mta_sts(self._mta_sts.result(lookup.name)) for lookup in lookups]
 
     def _domains(self) -> tuple[DomainEntry, ...]:
         domains = self._config.domains if self._config is not None else ()
@@ -200,7 +220,7 @@ class Daemon:
     async def _probe(self, target: ScheduledTarget) -> ProbeResult:
         if target.unresolved is not None:
             return unresolved_result(target.unresolved, time.time())
-        return await run_probe(
+        result = await run_probe(
             target.spec,
             self._tls_clients.for_spec(target.spec),
             name=target.name,
@@ -208,6 +228,10 @@ class Daemon:
             keep_transcript=False,
             resolver=self._resolver(),
         )
+        if target.mx is None or self._mta_sts is None:
+            return result
+        # A domain's pair is held to the policy senders apply now (the last good one while fetches fail).
+        return with_sts_failures(self._mta_sts.known_policy(target.entry), target.mx, result)
 
     def _resolver(self) -> DnsResolver | None:
         """One resolver client per loaded ``dns:`` block, shared by every probe."""

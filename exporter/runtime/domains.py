@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.config.model import DomainEntry, HostAddressesEntry, ScheduledTarget, probe_spec
 from exporter.dns.mail_domain import DomainExpansion, MxHost, expand_domain, lookup_host
 from exporter.dns.resolver import DnsResolver
+from exporter.mta_sts.result import MtaStsResult
 from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,15 @@ class DomainLookup:
 
     entry: DomainEntry
     expansion: DomainExpansion
+    # The last MTA-STS and TLS-RPT check (checked on its own interval); None with mta_sts: off or before the first.
+    mta_sts: MtaStsResult | None = None
 
     @property
     def name(self) -> str:
         return self.entry.name
+
+    def with_mta_sts(self, result: MtaStsResult | None) -> DomainLookup:
+        return self if result is self.mta_sts else replace(self, mta_sts=result)
 
     @property
     def labels(self) -> tuple[tuple[str, str], ...]:
