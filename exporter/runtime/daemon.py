@@ -20,8 +20,10 @@ from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRe
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
 from exporter.runtime.domains import DnsWatcher
+from exporter.runtime.kept import DNS_LOOKUPS, PROBE_RESULTS, TEST_MESSAGES, EntryLookup
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
+from exporter.state.store import Current, StateStore
 from exporter.tls.context import TlsClients
 from exporter.web.access import WebAccess
 from exporter.web.app import create_app
@@ -45,10 +47,19 @@ def load_runtime(path: Path) -> tuple[Config, TlsClients]:
 
 
 class Daemon:
-    def __init__(self, config_path: Path, *, max_concurrency: int, shard: Shard | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        max_concurrency: int,
+        shard: Shard | None = None,
+        state: StateStore | None = None,
+    ) -> None:
         self.config_path = config_path
         self._shard = shard
         self.store = ResultStore()
+        # The state file (--storage.path); without one, nothing is kept across restarts.
+        self._state = state if state is not None else StateStore(None)
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
@@ -72,13 +83,20 @@ class Daemon:
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
         self._renderer.set_targets(self.store.records())
+        self._state.load()
 
     def start(self) -> None:
         if self._config is None:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
-        self._scheduler.set_targets(self._scheduled_targets())
+        # DNS first: kept lookups give the pairs whose kept results are restored next.
         self._follow_dns()
+        targets = self._scheduled_targets()
+        self.store.set_targets(targets)
+        self._restore_results(targets)
+        self._renderer.set_targets(self.store.records())
+        self._scheduler.set_targets(targets)
+        self._keep_state()
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
         log.info(
             "probing targets on schedule",
@@ -86,10 +104,37 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        # Written while the checks still hold their results: closing them forgets
+        # the entries they followed, and cancels probes rather than finishing them.
+        await self._state.close()
         if self._watcher is not None:
             await self._watcher.close()
         if self._scheduler is not None:
             await self._scheduler.close()
+
+    def _restore_results(self, targets: tuple[ScheduledTarget, ...]) -> None:
+        """Kept probe results and test messages, for targets whose probe is configured as before."""
+        specs = {target.name: target.spec for target in targets}
+        self.store.restore(self._state.restored(PROBE_RESULTS, specs), self._state.restored(TEST_MESSAGES, specs))
+
+    def _keep_state(self) -> None:
+        """Register what the state file holds; each snapshot only takes references, on the loop."""
+        records = self.store.records
+        self._state.register(
+            PROBE_RESULTS,
+            lambda: {r.config.name: Current(r.config.spec, r.result) for r in records() if r.result is not None},
+        )
+        self._state.register(
+            TEST_MESSAGES,
+            lambda: {r.config.name: Current(r.config.spec, r.last_send) for r in records() if r.last_send is not None},
+        )
+        self._state.register(DNS_LOOKUPS, self._kept_lookups)
+        self._state.start()
+
+    def _kept_lookups(self) -> dict[str, Current[EntryLookup]]:
+        watcher = self._watcher
+        kept = watcher.kept_lookups() if watcher is not None else {}
+        return {name: Current(entry, lookup) for name, (entry, lookup) in kept.items()}
 
     def _follow_dns(self) -> None:
         """Hand the DNS entries of the config to the watcher; pairs follow from its lookups."""
@@ -102,7 +147,8 @@ class Daemon:
         if resolver is None:
             return  # no nameserver anywhere: logged, and the rest of the exporter goes on
         if self._watcher is None:
-            self._watcher = DnsWatcher(self._dns_changed, resolver)
+            restored = self._state.restored(DNS_LOOKUPS, {entry.name: entry for entry in entries})
+            self._watcher = DnsWatcher(self._dns_changed, resolver, restored)
         self._watcher.set_entries(entries, resolver, resolver_changed=resolver is not self._watched_resolver)
         self._watched_resolver = resolver
         # Changed and removed entries lost their pairs; unchanged ones keep theirs.
@@ -116,6 +162,7 @@ class Daemon:
         self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
         if self._scheduler is not None:
             self._scheduler.set_targets(targets)
+        self._state.changed()
 
     def _domains(self) -> tuple[DomainEntry, ...]:
         domains = self._config.domains if self._config is not None else ()
@@ -144,6 +191,8 @@ class Daemon:
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
         self._follow_dns()
+        # Results of removed or changed targets are gone from the store: the file follows.
+        self._state.changed()
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
 
@@ -213,6 +262,7 @@ class Daemon:
         record = self.store.get(target.name)
         if record is not None and record.result is result:
             self._renderer.refresh(record)
+            self._state.changed()
         reasons = sorted({failure.reason.value for failure in result.failures})
         log.debug(
             "probe finished",
