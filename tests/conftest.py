@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.demo_process import POSTURE_NAMES, DemoProcess
+from tests.support.mail_domain import MailDomainWorld, start_mail_domain_world
 from tests.support.pki import Pki
 from tests.support.servers import ScenarioServers
 
@@ -29,10 +30,19 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """One ``smtp-tls-exporter demo`` for every test that scrapes it, each posture probed once."""
+    """One ``smtp-tls-exporter demo`` for every test that scrapes it, each posture probed and scanned once."""
     process = DemoProcess(tmp_path_factory.mktemp("demo") / "demo.log")
     try:
         process.wait_for_probes(POSTURE_NAMES)
+        process.wait_for_scans(POSTURE_NAMES)
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_domain(
+    pki: Pki, servers: ScenarioServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MailDomainWorld]:
+    """A signed mail domain over real nsd + unbound and an exporter following it (tests/support/mail_domain.py)."""
+    yield from start_mail_domain_world(pki, servers, tmp_path_factory.mktemp("mail-domain"))

@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import pty
+import re
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -193,6 +195,39 @@ def test_default_port_follows_the_mode() -> None:
     completed = _check("127.0.0.1", "--tls", "implicit", "--timeout", "2s", "--json")
     document = json.loads(completed.stdout)
     assert document["target"]["port"] == 465
+
+
+def test_scan_prints_protocols_and_rated_suites_like_testssl(
+    pki: Pki, servers: ScenarioServers, cert_dir: Path, scenario: Servers
+) -> None:
+    # TLS 1.2 with one sufficient and one insufficient suite, and TLS 1.3.
+    context = pki.leaf(SERVER_NAME).server_context(cert_dir, "check-scan")
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA")
+    port = servers.smtp(tls_context=context)
+    completed = _check(f"127.0.0.1:{port}", "--server-name", SERVER_NAME, "--ca-file", str(scenario.ca_file), "--scan")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert re.search(r"^ SSLv3 +not offered \(OK\)$", out, re.MULTILINE), out
+    assert re.search(r"^ TLSv1 +not offered$", out, re.MULTILINE), out
+    assert re.search(r"^ TLSv1\.2 +offered \(OK\)$", out, re.MULTILINE), out
+    assert re.search(r"^ TLSv1\.3 +offered \(OK\)$", out, re.MULTILINE), out
+    assert re.search(r"^  xc02b +ECDHE-ECDSA-AES128-GCM-SHA256 +ECDHE +yes +sufficient$", out, re.MULTILINE), out
+    assert re.search(r"^  xc009 +ECDHE-ECDSA-AES128-SHA +ECDHE +yes +insufficient$", out, re.MULTILINE), out
+    assert re.search(r"^  x1302 +TLS_AES_256_GCM_SHA384 +TLS13 +yes +good$", out, re.MULTILINE), out
+    assert re.search(r"^ Secure renegotiation +yes$", out, re.MULTILINE), out
+
+
+def test_scan_failure_fails_the_check_and_says_why(scenario: Servers) -> None:
+    completed = _check(f"127.0.0.1:{scenario.no_starttls}", "--scan")
+    assert completed.returncode == 1
+    assert "FAILED starttls_not_offered" in completed.stdout
+
+
+def test_scan_with_json_is_a_usage_error() -> None:
+    completed = _check("127.0.0.1:25", "--scan", "--json")
+    assert completed.returncode == 2
+    assert "--scan" in completed.stderr
 
 
 def test_the_handshake_line_in_postfix_style(

@@ -10,13 +10,17 @@ TLS 1.3 after ours has ended), Postfix completes the handshake and answers 421.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support.environment import require
 from tests.support.exporter_process import ExporterProcess, Scrape
@@ -74,17 +78,21 @@ class Probed:
     scrape: Scrape
     log: str
     client: ClientPki
+    exporter: ExporterProcess
+    config_file: Path
 
 
-def _run_exporter(directory: Path, ca_file: Path, client: ClientPki, targets: list[list[str]]) -> Iterator[Probed]:
+def _run_exporter(
+    directory: Path, ca_file: Path, client: ClientPki, targets: list[list[str]], extra: Sequence[str] = ()
+) -> Iterator[Probed]:
     lines = ["defaults:", "  interval: 1h", "  timeout: 10s", "  ehlo_name: probe.test", f"  ca_file: {ca_file}"]
-    lines += ["targets:", *(line for target in targets for line in target)]
+    lines += ["targets:", *(line for target in targets for line in target), *extra]
     (directory / "config.yml").write_text("\n".join(lines) + "\n")
     exporter = ExporterProcess(directory / "config.yml", directory / "exporter.log")
     try:
         names = [target[0].split(": ", 1)[1] for target in targets]
         scrape = exporter.wait_for_probes(names)
-        yield Probed(scrape, exporter.log_text(), client)
+        yield Probed(scrape, exporter.log_text(), client, exporter, directory / "config.yml")
     finally:
         exporter.stop()
 
@@ -94,8 +102,10 @@ def aiosmtpd_probed(pki: Pki, servers: ScenarioServers, tmp_path_factory: pytest
     directory = tmp_path_factory.mktemp("client-certificates")
     client = _client_pki(directory)
     targets = []
+    requiring_ports = []
     for version, label in ((TLS13, "tls13"), (TLS12, "tls12")):
         port = servers.smtp(tls_context=_requiring(pki, client.ca, directory, version), handshake_alerts=True)
+        requiring_ports.append(port)
         targets += [
             _target(f"{label}-accepted", port, client.trusted),
             _target(f"{label}-unknown-ca", port, client.untrusted),
@@ -108,7 +118,14 @@ def aiosmtpd_probed(pki: Pki, servers: ScenarioServers, tmp_path_factory: pytest
     ]
     not_asking = servers.smtp(tls_context=pki.leaf().server_context(directory, "not-asking"))
     targets.append(_target("not-asked", not_asking, client.trusted))
-    yield from _run_exporter(directory, pki.ca_file, client, targets)
+    # /probe modules presenting each certificate: their debug output must not show the key either.
+    modules = ["modules:"]
+    for name, (cert_file, key_file) in (("trusted", client.trusted), ("untrusted", client.untrusted)):
+        modules += [f"  {name}:", f"    server_name: {SERVER_NAME}"]
+        modules += [f"    client_cert_file: {cert_file}", f"    client_key_file: {key_file}"]
+    allowed = ", ".join(str(port) for port in (*requiring_ports, implicit))
+    modules.append(f"probe_allow: [{{host: 127.0.0.1/32, ports: [{allowed}]}}]")
+    yield from _run_exporter(directory, pki.ca_file, client, targets, modules)
 
 
 def _errors(scrape: Scrape, target: str) -> set[tuple[str, str]]:
@@ -174,12 +191,71 @@ def test_a_server_that_does_not_ask_gets_no_verdict(aiosmtpd_probed: Probed) -> 
     assert scrape.value("smtp_probe_success", target="not-asked") == 1
 
 
-def test_the_client_key_appears_in_no_log_and_no_metric(aiosmtpd_probed: Probed) -> None:
-    for key_text in aiosmtpd_probed.client.key_texts:
-        body = "".join(line for line in key_text.splitlines() if not line.startswith("-----"))
-        for chunk in (body[i : i + 24] for i in range(0, len(body) - 24, 24)):
-            assert chunk not in aiosmtpd_probed.log
-            assert chunk not in aiosmtpd_probed.scrape.text
+def _key_forms(key_text: str) -> list[str]:
+    """Every form in which a leaked key could be recognised: PEM body pieces, DER hex, the private number."""
+    body = "".join(line for line in key_text.splitlines() if not line.startswith("-----"))
+    forms = [body[i : i + 24] for i in range(0, len(body) - 24, 24)]
+    key = serialization.load_pem_private_key(key_text.encode(), password=None)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    forms += [der.hex()[i : i + 32] for i in range(0, len(der.hex()) - 32, 32)]
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        secret = key.private_numbers().private_value
+    else:
+        assert isinstance(key, rsa.RSAPrivateKey)
+        secret = key.private_numbers().d
+    forms += [f"{secret:x}", f"{secret:X}", str(secret)]
+    # The forms are the key's own: the number is the one the PEM encodes.
+    assert f"{secret:x}" in der.hex()
+    return forms
+
+
+def _probe_targets(probed: Probed) -> list[tuple[str, int]]:
+    """(module, port) of /probe requests presenting each certificate to servers that ask for one (TLS 1.3, 1.2)."""
+    ports = {labels["target"]: int(labels["port"]) for labels, _ in probed.scrape.find("smtp_target_info")}
+    return [
+        ("trusted", ports["tls13-accepted"]),
+        ("untrusted", ports["tls13-unknown-ca"]),
+        ("trusted", ports["tls12-accepted"]),
+        ("untrusted", ports["tls12-unknown-ca"]),
+    ]
+
+
+def test_the_client_key_appears_nowhere(aiosmtpd_probed: Probed, pki: Pki) -> None:
+    exporter, client = aiosmtpd_probed.exporter, aiosmtpd_probed.client
+    outputs = {"log": aiosmtpd_probed.log, "metrics": aiosmtpd_probed.scrape.text, "landing page": exporter.get("/")[2]}
+    for module, port in _probe_targets(aiosmtpd_probed):
+        status, _, body = exporter.get(f"/probe?target=127.0.0.1:{port}&module={module}&debug=true")
+        assert status == 200, body
+        # The report did run; where the handshake completed, it names the certificate file presented.
+        assert "Conversation" in body
+        if module == "trusted":
+            assert f"Client     certificate {client.trusted[0]} sent" in body
+        outputs[f"/probe?debug=true {module} {port}"] = body
+        outputs[f"/probe {module} {port}"] = exporter.get(f"/probe?target=127.0.0.1:{port}&module={module}")[2]
+    outputs["log after /probe"] = exporter.log_text()
+    outputs["--config.check"] = _run_check("--config.file", str(aiosmtpd_probed.config_file), "--config.check")
+    requiring_tls13 = _probe_targets(aiosmtpd_probed)[0][1]
+    server = ["check", f"127.0.0.1:{requiring_tls13}", "--ca-file", str(pki.ca_file), "--server-name", SERVER_NAME]
+    for name, (cert_file, key_file) in (("trusted", client.trusted), ("untrusted", client.untrusted)):
+        presented = [*server, "--client-cert-file", str(cert_file), "--client-key-file", str(key_file)]
+        outputs[f"check {name}"] = _run_check(*presented)
+        outputs[f"check --json {name}"] = _run_check(*presented, "--json")
+    assert f"certificate {client.trusted[0]} sent" in outputs["check trusted"]
+    # A key that does not belong to the certificate: the error names the files, never their content.
+    foreign = [*server, "--client-cert-file", str(client.trusted[0]), "--client-key-file", str(client.untrusted[1])]
+    outputs["check with a foreign key"] = _run_check(*foreign)
+    assert "does not belong to the certificate" in outputs["check with a foreign key"]
+    for key_text in client.key_texts:
+        for form in _key_forms(key_text):
+            for where, text in outputs.items():
+                assert form not in text, f"{where} contains the client key (or a form of it)"
+
+
+def _run_check(*arguments: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "exporter", *arguments], capture_output=True, text=True, timeout=60, check=False
+    )
+    return completed.stdout + completed.stderr
 
 
 @pytest.fixture(scope="module")

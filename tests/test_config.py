@@ -355,3 +355,101 @@ def test_a_domain_may_not_share_a_name_with_a_target(tmp_path: Path) -> None:
         "targets: [{name: mail, host: a.example.net}]\ndomains: [{domain: example.net, name: mail}]\n", tmp_path
     )
     assert any("domains[0].name: duplicate name 'mail' (first used by targets[0])" in problem for problem in problems)
+
+
+def test_tls_scan_defaults_on_every_6h_and_can_be_turned_off(tmp_path: Path) -> None:
+    text = """
+defaults: {tls_scan_interval: 12h}
+targets:
+  - host: mx1.example.net
+  - host: mx2.example.net
+    tls_scan: off
+  - host: mx3.example.net
+    tls_scan: "on"
+    tls_scan_interval: 30m
+  - host: relay.example.net
+    tls: none
+domains:
+  - domain: example.org
+    tls_scan: off
+"""
+    config = parse_config(text, tmp_path / "c.yml")
+    intervals = {target.name: target.tls_scan_interval for target in config.targets}
+    assert intervals == {
+        "mx1.example.net:587": 12 * 3600,
+        "mx2.example.net:587": None,
+        "mx3.example.net:587": 1800,
+        "relay.example.net:25": None,  # nothing to scan on a plain relay
+    }
+    assert [domain.tls_scan_interval for domain in config.domains] == [None]
+    [builtin] = parse_config("targets: [{host: mx.example.net}]", tmp_path / "c.yml").targets
+    assert builtin.tls_scan_interval == 6 * 3600
+
+
+def _located(text: str, tmp_path: Path) -> list[str]:
+    """The problems as "line: key path: message"."""
+    return [problem.removeprefix(f"{tmp_path / 'config.yml'}:") for problem in _problems(text, tmp_path)]
+
+
+def test_scan_keys_are_checked_with_their_location(tmp_path: Path) -> None:
+    text = """
+targets:
+  - host: mx1.example.net
+    tls_scan: sometimes
+  - host: mx2.example.net
+    tls_scan_interval: 10s
+modules:
+  mx: {tls_scan: on}
+"""
+    assert _located(text, tmp_path) == [
+        "4: targets[0].tls_scan: must be on or off, not 'sometimes'",
+        "6: targets[1].tls_scan_interval: must be at least 60s, not 10s",
+        "8: modules.mx.tls_scan: scans run on schedule only: set it on targets or defaults",
+    ]
+
+
+def test_require_reads_versions_as_written_and_reaches_every_probe_spec(tmp_path: Path) -> None:
+    text = """
+defaults:
+  require: {min_tls_version: 1.2}
+targets:
+  - host: mx1.example.net
+  - host: mx2.example.net
+    require: {min_tls_version: "1.3", forward_secrecy: true}
+  - host: mx3.example.net
+    require: {forward_secrecy: false}
+modules:
+  strict: {require: {forward_secrecy: true}}
+"""
+    config = parse_config(text, tmp_path / "c.yml")
+    required = [target.spec.require for target in config.targets]
+    assert [(r.min_tls_version, r.forward_secrecy) if r else None for r in required] == [
+        ("TLSv1.2", False),
+        ("TLSv1.3", True),
+        None,  # requires nothing
+    ]
+    module_spec = config.modules["strict"].spec_for("mx.example.net", None, timeout=5)
+    assert module_spec.require is not None
+    assert module_spec.require.forward_secrecy
+
+
+def test_require_problems_are_located(tmp_path: Path) -> None:
+    text = """
+targets:
+  - host: mx1.example.net
+    require: {min_tls_version: "1.4"}
+  - host: mx2.example.net
+    require: {forward_secrecy: yes please}
+  - host: relay.example.net
+    tls: none
+    require: {min_tls_version: "1.2"}
+  - host: mx3.example.net
+    require: {max_tls_version: "1.3"}
+"""
+    assert _located(text, tmp_path) == [
+        "4: targets[0].require.min_tls_version: unknown TLS version '1.4'"
+        ' (expected one of: "1.0", "1.1", "1.2", "1.3")',
+        "6: targets[1].require.forward_secrecy: must be true or false, not 'yes please'",
+        "9: targets[2].require: needs TLS, and tls is none: there is no session to hold to it",
+        "11: targets[3].require.max_tls_version: unknown key (expected one of: min_tls_version, forward_secrecy)",
+    ]

@@ -7,12 +7,15 @@ posttls-finger runs, by Postfix's reference client on the same server and zone.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given
@@ -38,6 +41,8 @@ from tests.support.pki import Pki, self_signed
 from tests.support.posttls_finger import posttls_finger, write_resolv_conf
 from tests.support.posttls_finger import unavailable_reason as finger_unavailable
 from tests.support.servers import ScenarioServers
+
+RESULT_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "check-result.schema.json").read_text())
 
 # label -> (status, the reported match as (usage, selector, matching type, depth) or None)
 EXPECTED: dict[str, tuple[DaneStatus, tuple[int, int, int, int] | None]] = {
@@ -378,3 +383,36 @@ def test_check_shows_the_match_and_the_records_to_publish(world: DaneWorld, pki:
     # The record that would match the new key, ready to paste into the zone.
     leaf_der = chain_der(world.posture("ee-mismatch").server)[0]
     assert f"3 1 1 {association_data(leaf_der, 1, 1).hex()}" in mismatch  # type: ignore[union-attr]
+
+
+def test_check_json_has_the_dane_section(world: DaneWorld, pki: Pki, tmp_path: Path) -> None:
+    require(private_resolver_available(), "the check command's DANE test")
+    resolv_conf = write_resolv_conf(tmp_path / "resolv.conf", PORT_53_ADDRESS)
+    prefix = with_private_resolver(resolv_conf, world.hosts_file(tmp_path / "hosts"))
+
+    def check_json(label: str) -> dict[str, Any]:
+        endpoint = f"{world.posture(label).host}:{world.port(label)}"
+        command = [*prefix, sys.executable, "-m", "exporter", "check", endpoint, "--json", f"--ca-file={pki.ca_file}"]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        document: dict[str, Any] = json.loads(completed.stdout)
+        jsonschema.validate(document, RESULT_SCHEMA)
+        return document
+
+    intermediate = check_json("ta-intermediate")["dane"]
+    assert intermediate["status"] == "pass"
+    assert [(m["usage"], m["selector"], m["matching_type"], m["depth"]) for m in intermediate["matches"]] == [
+        (2, 1, 1, 1)
+    ]
+    assert intermediate["matches"][0]["description"].startswith("Matched DANE TA certificate at depth 1: 2 1 1")
+    pinned = check_json("cert-only")["dane"]
+    assert (pinned["status"], pinned["renewal_safe"]) == ("pass", False)
+    usage1 = check_json("usage1")["dane"]
+    assert (usage1["status"], usage1["rollover_ready"], usage1["matches"]) == ("unusable", None, [])
+    assert [record["usable"] for record in usage1["records"]] == [False]
+    unsigned = check_json("unsigned")["dane"]
+    assert unsigned["status"] == "insecure"
+    assert unsigned["dnssec"]["secure"] is False
+    assert unsigned["records"] == []
+    bogus = check_json("bogus")["dane"]
+    assert (bogus["status"], bogus["dnssec"]["status"]) == ("dns_error", "dns_error")
+    assert "servfail" in bogus["detail"].lower()

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from exporter.metrics.families import DOMAIN_FAMILIES, TARGET_FAMILIES
 from tests.support.dashboard import (
     DASHBOARD_FILE,
     dashboard_queries,
@@ -25,44 +25,45 @@ from tests.support.dashboard import (
 )
 from tests.support.demo_process import DemoProcess
 from tests.support.environment import require
+from tests.support.mail_domain import MailDomainWorld
 from tests.support.prometheus import REPOSITORY, missing_tool, promtool
 
 GRAFANA = REPOSITORY / "grafana"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
-def _exported_names(demo: DemoProcess) -> set[str]:
-    # The demo has no DNS to follow, so no domains: tests/test_domains.py checks
-    # that a running exporter watching domains exports every domain family.
-    # Nor does it run DNSSEC, so the DANE families never appear in its scrape;
-    # tests/test_dane.py scrapes them from an exporter over a signed zone.
-    dane = {family.name for family in TARGET_FAMILIES if family.name.startswith("smtp_dane_")}
-    return {name for name, _, _ in demo.scrape().samples} | {family.name for family in DOMAIN_FAMILIES} | dane
+def _exported_names(demo: DemoProcess, mail_domain: MailDomainWorld) -> set[str]:
+    # The demo shows every posture but has no DNS, so no domain and no DANE;
+    # the signed mail domain (tests/support/mail_domain.py) has both, from a
+    # real exporter following real nsd and unbound.
+    return {name for name, _, _ in (*demo.scrape().samples, *mail_domain.scrape().samples)}
 
 
-def test_every_metric_the_dashboard_uses_is_exported(demo: DemoProcess) -> None:
+def test_every_metric_the_dashboard_uses_is_exported(demo: DemoProcess, mail_domain: MailDomainWorld) -> None:
     dashboard = load_dashboard()
     used = set().union(*(metric_names(expression) for _, expression in dashboard_queries(dashboard)))
     used |= set().union(*(metric_names(query) for query in variable_queries(dashboard)))
     assert len(used) >= 10, used
-    assert used - _exported_names(demo) == set()
+    assert used - _exported_names(demo, mail_domain) == set()
 
 
-def test_every_metric_the_alert_rules_use_is_exported(demo: DemoProcess) -> None:
+def test_every_metric_the_alert_rules_use_is_exported(demo: DemoProcess, mail_domain: MailDomainWorld) -> None:
     used = set().union(*(metric_names(text) for text in rule_texts()))
     assert len(used) >= 10, used
-    assert used - _exported_names(demo) == set()
+    assert used - _exported_names(demo, mail_domain) == set()
 
 
-def test_the_rules_unit_tests_feed_real_series(demo: DemoProcess) -> None:
+def test_the_rules_unit_tests_feed_real_series(demo: DemoProcess, mail_domain: MailDomainWorld) -> None:
     # Otherwise a misspelt metric could pass in both the rule and its test.
     used = set().union(*(metric_names(series.partition("{")[0]) for series in rule_test_series()))
-    assert used - _exported_names(demo) == set()
+    assert used - _exported_names(demo, mail_domain) == set()
 
 
-def test_the_demo_scrape_passes_promtool_lint_but_for_known_names(demo: DemoProcess) -> None:
+@pytest.mark.parametrize("source", ["demo", "mail_domain"])
+def test_the_scrape_passes_promtool_lint_but_for_known_names(request: pytest.FixtureRequest, source: str) -> None:
     require(missing_tool("promtool"), "promtool check metrics")
-    completed = promtool("check", "metrics", stdin=demo.scrape().text)
+    exporter: DemoProcess | MailDomainWorld = request.getfixturevalue(source)
+    completed = promtool("check", "metrics", stdin=exporter.scrape().text)
     findings = sorted(line for line in (completed.stdout + completed.stderr).splitlines() if line.strip())
     # Part of the public contract (README): days read better than seconds in
     # an alert, and "bits" is a cipher's or key's strength (as OpenSSL prints
@@ -127,6 +128,18 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     assert soonest.startswith("sort(min by (target) (smtp_cert_expiry_days")
 
 
+def test_dashboard_has_a_scan_row() -> None:
+    dashboard = load_dashboard()
+    [row] = [
+        panel for panel in dashboard["panels"] if panel["type"] == "row" and panel["title"] == "TLS capability scan"
+    ]
+    below = [panel for panel in dashboard["panels"] if panel["gridPos"]["y"] == row["gridPos"]["y"] + 1]
+    queries = " ".join(query["expr"] for panel in below for query in panel["targets"])
+    for family in ("smtp_tls_version_accepted", "smtp_tls_ciphers_accepted", "smtp_tls_secure_renegotiation",
+                   "smtp_tls_scan_timestamp_seconds"):  # fmt: skip
+        assert family in queries, family
+
+
 def test_grafana_provisioning_finds_the_datasource_and_the_dashboard() -> None:
     datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     [datasource] = datasources["datasources"]
@@ -145,3 +158,59 @@ def _bind_mount(volume: str) -> tuple[str, Path]:
     """``./host:/container[:ro]`` as (container path, host path)."""
     host, container = volume.split(":")[:2]
     return container, (REPOSITORY / host).resolve()
+
+
+def _columns(panel: dict[str, Any]) -> set[str]:
+    return set(panel["transformations"][1]["options"]["renameByName"].values())
+
+
+def test_dashboard_shows_dane_and_tls_in_depth() -> None:
+    by_title: dict[str, dict[str, Any]] = {panel["title"]: panel for panel in panels(load_dashboard())}
+    # Issue 14: DANE's status per target and (MX, address) pair, the match, rollover and renewal.
+    dane = by_title["DANE per target and MX"]
+    assert {
+        "Target", "MX", "Address", "DANE status", "Match", "Matched record", "Depth", "Rollover ready", "Renewal safe",
+    } <= _columns(dane)  # fmt: skip
+    used = set().union(*(metric_names(query["expr"]) for query in dane["targets"]))
+    assert {"smtp_dane_status_info", "smtp_dane_match", "smtp_dane_rollover_ready", "smtp_dane_renewal_safe"} <= used
+    assert "smtp_dane_tlsa_records" in by_title["TLSA records"]["targets"][0]["expr"]
+    # Issue 16: key exchange, signature, ratings, and the client certificate.
+    depth = by_title["Handshake in depth"]
+    assert {
+        "Key exchange", "Key bits", "Signature", "Cipher rating", "Weakest in chain",
+        "Client cert requested", "Client cert accepted", "Client cert days left",
+    } <= _columns(depth)  # fmt: skip
+    for title in ("Key-exchange groups", "Cipher ratings", "Weakest chain ratings"):
+        assert by_title[title]["targets"][0]["expr"].count("count by (") == 1, title
+
+
+def test_the_two_label_sets_named_rating_do_not_collide_in_one_table() -> None:
+    # A merged table joins rows on equal column names: both rating families
+    # are renamed before the merge, or a cipher's rating would pair with the chain's.
+    depth = {panel["title"]: panel for panel in panels(load_dashboard())}["Handshake in depth"]
+    renamed = [query["expr"] for query in depth["targets"] if "rating" in query["expr"]]
+    assert len(renamed) == 2
+    assert all(expr.startswith("max without (rating) (label_replace(") for expr in renamed)
+
+
+def test_rows_are_self_contained() -> None:
+    # Each row's panels sit between it and the next row, so a row can be merged,
+    # moved or collapsed as one piece (other rows are on their way).
+    top = load_dashboard()["panels"]
+    rows = [index for index, panel in enumerate(top) if panel["type"] == "row"]
+    assert {top[index]["title"] for index in rows} >= {"DANE (RFC 7672)", "TLS in depth"}
+    for position, index in enumerate(rows):
+        end = rows[position + 1] if position + 1 < len(rows) else len(top)
+        start_y = top[index]["gridPos"]["y"]
+        end_y = top[end]["gridPos"]["y"] if end < len(top) else float("inf")
+        for panel in top[index + 1 : end]:
+            assert start_y < panel["gridPos"]["y"] < end_y, panel["title"]
+            assert panel["gridPos"]["y"] + panel["gridPos"]["h"] <= end_y, panel["title"]
+    # No two panels overlap anywhere on the grid.
+    cells = [
+        (x, y, panel["title"])
+        for panel in top
+        for x in range(panel["gridPos"]["x"], panel["gridPos"]["x"] + panel["gridPos"]["w"])
+        for y in range(panel["gridPos"]["y"], panel["gridPos"]["y"] + panel["gridPos"]["h"])
+    ]
+    assert len({(x, y) for x, y, _ in cells}) == len(cells)

@@ -1,9 +1,12 @@
 """A real Prometheus (Debian's) scraping the exporter and evaluating the shipped rules, unmodified.
 
-Two scrape jobs on loopback: ``smtp-tls``, the exporter probing two test
-servers (a good certificate and one that expires in three days), and
-``demo``, the demo with every posture. Everything is read back through
-Prometheus's HTTP API, as Grafana and Alertmanager would read it.
+Three scrape jobs on loopback: ``smtp-tls``, the exporter probing two test
+servers (a good certificate and one that expires in three days); ``demo``,
+the demo with every posture; and ``domains``, an exporter following a
+DNSSEC-signed mail domain over real nsd and unbound (tests/support/mail_domain.py:
+one MX whose DANE passes, one whose TLSA names keys it no longer has, and a
+domain that does not exist). Everything is read back through Prometheus's HTTP
+API, as Grafana and Alertmanager would read it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +25,13 @@ from tests.support.dashboard import as_prometheus_sees_it, dashboard_queries, lo
 from tests.support.demo_process import DemoProcess
 from tests.support.environment import require
 from tests.support.exporter_process import ExporterProcess
+from tests.support.mail_domain import ADDRESSES, DOMAIN_TARGET, MISSING_TARGET, MX_MATCHING, MX_RENEWED, MailDomainWorld
 from tests.support.pki import DAY, NOW, SERVER_NAME, Pki
 from tests.support.prometheus import PrometheusServer, missing_tool
 from tests.support.servers import ScenarioServers
 
 JOB = "smtp-tls"
+DOMAINS_JOB = "domains"
 
 
 @dataclass
@@ -40,17 +44,17 @@ class Stack:
 def stack(
     pki: Pki,
     servers: ScenarioServers,
-    cert_dir: Path,
     demo: DemoProcess,
+    mail_domain: MailDomainWorld,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     require(missing_tool("prometheus"), "the end-to-end test with a real Prometheus")
+    directory = tmp_path_factory.mktemp("end-to-end")
     expiring = pki.leaf(SERVER_NAME, not_after=NOW + 3 * DAY)
     ports = {
-        "good": servers.smtp(tls_context=pki.leaf(SERVER_NAME).server_context(cert_dir, "e2e-good")),
-        "expiring": servers.smtp(tls_context=expiring.server_context(cert_dir, "e2e-expiring")),
+        "good": servers.smtp(tls_context=pki.leaf(SERVER_NAME).server_context(directory, "e2e-good")),
+        "expiring": servers.smtp(tls_context=expiring.server_context(directory, "e2e-expiring")),
     }
-    directory = tmp_path_factory.mktemp("end-to-end")
     config = directory / "config.yml"
     lines = ["defaults:", "  interval: 5s", "  timeout: 3s", "  ehlo_name: probe.test", f"  ca_file: {pki.ca_file}"]
     lines.append("targets:")
@@ -61,7 +65,11 @@ def stack(
     config.write_text("\n".join(lines) + "\n")
     with ExporterProcess(config, directory / "exporter.log") as exporter:
         exporter.wait_for_probes(list(ports))
-        scrape_targets = {JOB: exporter.base_url.removeprefix("http://"), "demo": demo.address}
+        scrape_targets = {
+            JOB: exporter.base_url.removeprefix("http://"),
+            "demo": demo.address,
+            DOMAINS_JOB: mail_domain.exporter.base_url.removeprefix("http://"),
+        }
         with PrometheusServer(directory / "prometheus", scrape_targets) as prometheus:
             not_after = x509.load_pem_x509_certificates(expiring.chain_pem)[0].not_valid_after_utc
             yield Stack(prometheus, not_after)
@@ -135,6 +143,9 @@ def test_every_demo_posture_raises_its_alert_and_nothing_else(stack: Stack) -> N
         ("SmtpCertificateUntrusted", "self-signed", "firing"),
         ("SmtpCertificateHostnameMismatch", "wrong-hostname", "firing"),
         ("SmtpTlsVersionObsolete", "tls-1.1-only", "firing"),
+        # Its capability scan: TLS 1.0 and 1.1 accepted, and only CBC-SHA-1 suites there.
+        ("SmtpTlsLegacyVersionAccepted", "tls-1.1-only", "firing"),
+        ("SmtpTlsInsufficientCipherAccepted", "tls-1.1-only", "firing"),
         # These wait 10 minutes before firing.
         ("SmtpProbeFailing", "starttls-missing", "pending"),
         ("SmtpAuthFailing", "wrong-password", "pending"),
@@ -160,14 +171,64 @@ def test_every_rule_evaluates_without_error(stack: Stack) -> None:
     ]
 
 
+def test_the_signed_domain_arrives_per_pair_with_its_dane_verdicts(stack: Stack) -> None:
+    prometheus = stack.prometheus
+
+    def by_pair(expression: str) -> dict[str, float] | None:
+        values = {
+            sample["metric"]["mx"]: float(sample["value"][1])
+            for sample in prometheus.query(expression)
+            if sample["metric"]["address"] == ADDRESSES[sample["metric"]["mx"]]
+        }
+        return values if set(values) == set(ADDRESSES) else None
+
+    selector = f'job="{DOMAINS_JOB}",target="{DOMAIN_TARGET}"'
+    assert prometheus.wait_for(lambda: by_pair(f"smtp_dane_match{{{selector}}}"), "DANE results per pair") == {
+        MX_MATCHING: 1,
+        MX_RENEWED: 0,
+    }
+    statuses = {
+        sample["metric"]["mx"]: sample["metric"]["status"]
+        for sample in prometheus.query(f"smtp_dane_status_info{{{selector}}} == 1")
+    }
+    assert statuses == {MX_MATCHING: "pass", MX_RENEWED: "fail"}
+    assert by_pair(f"smtp_probe_success{{{selector}}}") == {MX_MATCHING: 1, MX_RENEWED: 0}
+    assert _by_target(prometheus.query(f'smtp_domain_lookup_success{{job="{DOMAINS_JOB}"}}')) == {
+        DOMAIN_TARGET: 1,
+        MISSING_TARGET: 0,
+    }
+
+
+def test_the_domain_alerts_name_the_mx_and_address(stack: Stack) -> None:
+    # All three wait (5 and 10 minutes) before firing, so they stay pending here;
+    # Prometheus renders a pending alert's annotations all the same.
+    expected = {
+        ("SmtpDaneMismatch", DOMAIN_TARGET, "pending"),
+        ("SmtpDomainMxUnreachable", DOMAIN_TARGET, "pending"),
+        ("SmtpDomainLookupFailing", MISSING_TARGET, "pending"),
+    }
+    prometheus = stack.prometheus
+    prometheus.wait_for(
+        lambda: True if _alerts(prometheus, DOMAINS_JOB) == expected else None,
+        lambda: f"the domain's alerts to be {sorted(expected)}, not {sorted(_alerts(prometheus, DOMAINS_JOB))}",
+    )
+    summaries = {
+        alert["labels"]["alertname"]: alert["annotations"]["summary"]
+        for alert in prometheus.alerts()
+        if alert["labels"].get("job") == DOMAINS_JOB
+    }
+    renewed = f"{DOMAIN_TARGET} (MX {MX_RENEWED} at {ADDRESSES[MX_RENEWED]})"
+    assert summaries == {
+        "SmtpDaneMismatch": f"DANE TLSA records of {renewed} do not match its certificate",
+        "SmtpDomainMxUnreachable": f"MX {MX_RENEWED} of {DOMAIN_TARGET} is unreachable",
+        "SmtpDomainLookupFailing": f"DNS lookup of mail domain {MISSING_TARGET} fails",
+    }
+
+
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     prometheus = stack.prometheus
     for title, expression in dashboard_queries(load_dashboard()):
-        # This stack has no DNS to follow, so no domain: the domain panels need
-        # the smtp_domain_* series (tests/test_domains.py checks they are exported).
-        if "smtp_domain_" in expression:
-            continue
         query = as_prometheus_sees_it(expression)
         prometheus.wait_for(functools.partial(_some_result, prometheus, query), f"{title!r}: {query}")
     targets = prometheus.api("label/target/values", **{"match[]": "smtp_target_info"})
-    assert {"good", "expiring", "healthy"} <= set(targets)
+    assert {"good", "expiring", "healthy", DOMAIN_TARGET} <= set(targets)

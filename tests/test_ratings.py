@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exporter.scan.suites import SUITES
 from exporter.tls.ratings import (
     CIPHER_RATINGS,
     Rating,
@@ -32,16 +33,26 @@ def _every_suite_openssl_knows() -> list[dict[str, Any]]:
 def _as_the_issue_says(suite: dict[str, Any]) -> Rating:
     """Issue 16, written out once more as rules: "TLS 1.3 AES-256-GCM and ChaCha20 good,
     AES-128-GCM and ECDHE AEAD suites sufficient, ECDHE-CBC and DHE phase_out, RSA key
-    exchange, SHA-1 CBC, 3DES, RC4, CCM_8 insufficient"; unlisted is insufficient."""
+    exchange, SHA-1 CBC, 3DES, RC4, CCM_8 insufficient"; unlisted is insufficient.
+
+    Camellia and ARIA follow NCSC-NL 2025's appendix B (issue 17: "rated by the
+    NCSC-NL 2025 lists"), which puts them with ECDHE or DHE-RSA in phase-out, ARIA-GCM
+    too, where the issue's shorthand "ECDHE AEAD sufficient" was written for AES-GCM
+    and ChaCha20 (internet.nl's tls_constants.py rates them so as well)."""
     symmetric = suite["symmetric"] or ""
-    if "CCM8" in suite["description"] or not symmetric.startswith(("aes-", "chacha20")):
-        return Rating.INSUFFICIENT  # CCM_8; ARIA, Camellia, SEED, NULL are not listed
+    if "CCM8" in suite["description"]:
+        return Rating.INSUFFICIENT
     if suite["kea"] == "kx-any":  # TLS 1.3
         return Rating.GOOD if symmetric in ("aes-256-gcm", "chacha20-poly1305") else Rating.SUFFICIENT
     if suite["auth"] not in ("auth-rsa", "auth-ecdsa"):
         return Rating.INSUFFICIENT  # anonymous, PSK, SRP, DSS: not listed
     if not suite["aead"] and suite["digest"] == "sha1":
         return Rating.INSUFFICIENT  # CBC with SHA-1
+    if symmetric.startswith(("camellia-", "aria-")):
+        forward_secret = suite["kea"] == "kx-ecdhe" or (suite["kea"] == "kx-dhe" and suite["auth"] == "auth-rsa")
+        return Rating.PHASE_OUT if forward_secret else Rating.INSUFFICIENT
+    if not symmetric.startswith(("aes-", "chacha20")):
+        return Rating.INSUFFICIENT  # SEED, NULL, 3DES, RC4 are not listed
     if suite["kea"] == "kx-ecdhe":
         return Rating.SUFFICIENT if suite["aead"] else Rating.PHASE_OUT
     if suite["kea"] == "kx-dhe" and suite["auth"] == "auth-rsa":
@@ -66,6 +77,22 @@ def test_the_issues_examples() -> None:
     # TLS 1.3's CCM suites are off in OpenSSL's default list, so the rule test above never meets them.
     assert cipher_rating("TLS_AES_128_CCM_8_SHA256") == Rating.INSUFFICIENT
     assert cipher_rating("a suite from the future") == Rating.INSUFFICIENT
+
+
+def test_camellia_and_aria_as_ncsc_nl_lists_them() -> None:
+    # The probe and the scan once had a table each and disagreed here (the
+    # probe's said insufficient); NCSC-NL 2025 appendix B says phase-out.
+    for name in ("ECDHE-RSA-CAMELLIA256-SHA384", "ECDHE-ARIA128-GCM-SHA256", "DHE-RSA-ARIA256-GCM-SHA384"):
+        assert cipher_rating(name) == Rating.PHASE_OUT
+    for name in ("CAMELLIA256-SHA256", "DHE-DSS-CAMELLIA128-SHA256", "DHE-RSA-CAMELLIA256-SHA"):
+        assert cipher_rating(name) == Rating.INSUFFICIENT
+
+
+def test_every_suite_the_scan_offers_is_rated_by_the_one_table() -> None:
+    # Every suite the table lifts above insufficient is one the scan offers, so
+    # a name spelt differently in the two tables would show here.
+    offered = {suite.name for suite in SUITES}
+    assert {name for name, rating in CIPHER_RATINGS.items() if rating is not Rating.INSUFFICIENT} <= offered
 
 
 def test_the_table_lists_every_name_once_with_its_exact_case() -> None:

@@ -24,6 +24,8 @@ from exporter.config.model import AuthConfig, ProbeOptions, TlsMode, probe_spec
 from exporter.config.secret import Secret
 from exporter.probe.result import ProbeResult
 from exporter.probe.run import run_probe
+from exporter.scan.engine import scan
+from exporter.scan.result import ScanResult
 from exporter.state.codec import decode, encode, identity
 from exporter.state.store import FORMAT, SCHEMA_VERSION
 from exporter.tls.context import TlsClients
@@ -86,6 +88,16 @@ def test_the_codec_round_trips_a_real_probe_result(pki: Pki, servers: ScenarioSe
     assert restored.transcript == ()
     assert "der" not in json.dumps(stored["tls"]["chain"][0])
     assert "transcript" not in stored
+
+
+def test_the_codec_round_trips_a_real_scan_result(pki: Pki, servers: ScenarioServers, cert_dir: Path) -> None:
+    port = servers.smtp(tls_context=pki.leaf(SERVER_NAME).server_context(cert_dir, "state-scan"))
+    options = ProbeOptions(TlsMode.STARTTLS, 5.0, "probe.test", ca_file=pki.ca_file)
+    result = asyncio.run(scan(probe_spec("127.0.0.1", port, options, server_name=SERVER_NAME)))
+    assert result.success
+    assert result.versions
+    stored = json.loads(json.dumps(encode(result)))
+    assert decode(ScanResult, stored) == result
 
 
 def test_a_password_is_never_encoded_and_not_part_of_the_configs_identity() -> None:
@@ -161,6 +173,30 @@ def test_a_restart_keeps_results_and_the_test_message_with_their_timestamps(
         assert third.scrape().value("smtp_probe_timestamp_seconds", target="gated") != before.value(
             "smtp_probe_timestamp_seconds", target="gated"
         )
+
+
+def test_a_restart_keeps_the_scan_series_with_its_timestamp(
+    tmp_path: Path, pki: Pki, servers: ScenarioServers, cert_dir: Path
+) -> None:
+    port = servers.smtp(tls_context=pki.leaf(SERVER_NAME).server_context(cert_dir, "state-scan-restart"))
+    target = f"  - {{name: scanned, host: 127.0.0.1, port: {port}, server_name: {SERVER_NAME}, tls_scan_interval: 6h}}"
+    config = _config(tmp_path / "config.yml", [f"  ca_file: {pki.ca_file}", "targets:", target])
+    series = ("smtp_tls_scan_timestamp_seconds", "smtp_tls_scan_success", "smtp_tls_scan_duration_seconds")
+    with ExporterProcess(config, tmp_path / "first.log") as first:
+        before = first.wait_for(lambda s: s.value("smtp_tls_scan_timestamp_seconds", target="scanned") is not None)
+    with ExporterProcess(
+        config, tmp_path / "second.log", extra_args=["--storage.path", str(first.state_file)]
+    ) as second:
+        after = second.scrape()
+        for name in series:
+            assert after.value(name, target="scanned") == before.value(name, target="scanned"), name
+        assert _restored(second.log_text(), "tls_scans")["restored"] == 1
+        # The next scan is six hours after the kept one: the probe comes, the scan does not.
+        later = second.wait_for(lambda s: (s.value("smtp_probes_total", target="scanned") or 0) >= 1)
+        assert later.value("smtp_tls_scan_timestamp_seconds", target="scanned") == before.value(
+            "smtp_tls_scan_timestamp_seconds", target="scanned"
+        )
+        assert "scan finished" not in second.log_text()
 
 
 def test_a_restart_keeps_the_domains_pairs_and_lookup_without_dns(

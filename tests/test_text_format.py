@@ -13,7 +13,10 @@ from exporter.config.model import ProbeOptions, ScheduledTarget, TlsMode, probe_
 from exporter.metrics.families import TARGET_FAMILIES
 from exporter.metrics.render import render_target, target_labels
 from exporter.metrics.text_format import MAX_LABEL_VALUE_CHARS, escape_label_value, format_value, sample
-from exporter.probe.result import Failure, Phase, ProbeResult, Reason
+from exporter.probe.result import Failure, Phase, ProbeResult, Reason, SendOutcome
+from exporter.scan.hello import ProtocolVersion
+from exporter.scan.result import AcceptedSuite, ScanError, ScanResult, VersionScan
+from exporter.tls.ratings import Rating
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,8 @@ class _State:
         self.result = result
         self.probes_total = 1 if result else 0
         self.failures_total = {Reason.TIMEOUT: 1} if result and not result.success else {}
-        self.last_send = None
+        self.last_send: SendOutcome | None = None
+        self.scan: ScanResult | None = None
 
 
 def _failed_result() -> ProbeResult:
@@ -108,6 +112,45 @@ def test_before_its_first_probe_a_target_renders_only_its_configuration() -> Non
     columns = render_target(state, target_labels(state.config))
     present = {family.name for family, text in zip(TARGET_FAMILIES, columns, strict=True) if text}
     assert present == {"smtp_target_info", "smtp_target_interval_seconds"}
+
+
+def _scan_lines(scan: ScanResult) -> dict[str, str]:
+    state = _State(_target("mx1", ()), None)
+    state.scan = scan
+    columns = render_target(state, target_labels(state.config))
+    return {family.name: text for family, text in zip(TARGET_FAMILIES, columns, strict=True) if text}
+
+
+def test_a_failed_scan_renders_only_its_success_time_and_duration() -> None:
+    failed = ScanResult("mx.example.net", 587, None, False, ScanError.CONNECT_REFUSED, "refused", 1_800_000_000.0, 0.5)
+    lines = _scan_lines(failed)
+    assert set(lines) - {"smtp_target_info", "smtp_target_interval_seconds"} == {
+        "smtp_tls_scan_success", "smtp_tls_scan_timestamp_seconds", "smtp_tls_scan_duration_seconds",
+    }  # fmt: skip
+    assert lines["smtp_tls_scan_success"] == 'smtp_tls_scan_success{target="mx1"} 0\n'
+    assert lines["smtp_tls_scan_timestamp_seconds"] == 'smtp_tls_scan_timestamp_seconds{target="mx1"} 1800000000.5\n'
+
+
+def test_a_tls13_only_scan_has_no_renegotiation_or_ems_series() -> None:
+    suite = AcceptedSuite("TLS_AES_256_GCM_SHA384", 0x1302, Rating.GOOD, True)
+    tls13 = VersionScan(ProtocolVersion.TLSV1_3, True, (suite,), ("x25519",), None, ("x25519", "x448"))
+    versions = (*(VersionScan(version, False) for version in list(ProtocolVersion)[:-1]), tls13)
+    scan = ScanResult("mx.example.net", 587, "192.0.2.1", True, None, "", 1_800_000_000.0, 0.25, versions,
+                      compression=False)  # fmt: skip
+    lines = _scan_lines(scan)
+    assert "smtp_tls_secure_renegotiation" not in lines
+    assert "smtp_tls_extended_master_secret" not in lines
+    assert "smtp_tls_cipher_server_order" not in lines
+    assert lines["smtp_tls_compression"] == 'smtp_tls_compression{target="mx1"} 0\n'
+    assert lines["smtp_tls_group_accepted"] == (
+        'smtp_tls_group_accepted{target="mx1",group="x25519"} 1\nsmtp_tls_group_accepted{target="mx1",group="x448"} 0\n'
+    )
+    # Counts only for the versions accepted; every rating, zeros too.
+    assert lines["smtp_tls_ciphers_accepted"] == "".join(
+        f'smtp_tls_ciphers_accepted{{target="mx1",version="TLSv1.3",rating="{rating}"}} {count}\n'
+        for rating, count in (("good", 1), ("sufficient", 0), ("phase_out", 0), ("insufficient", 0))
+    )
+    assert lines["smtp_tls_version_accepted"].count(" 0\n") == 4
 
 
 _label_text = st.text(st.characters(codec="utf-8"), max_size=60)

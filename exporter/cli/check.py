@@ -2,7 +2,8 @@
 
 For the person who would otherwise type `openssl s_client -starttls smtp`
 and base64-encode credentials by hand. The same probe engine as the daemon.
-Exit status: 0 the probe succeeded, 1 it failed, 2 a usage error.
+Exit status: 0 the probe succeeded, 1 it failed, 2 a usage error. ``--scan``
+adds the TLS capability scan after the probe; then 1 also when the scan failed.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from exporter.config.values import check_ehlo_name, check_mail_address, parse_du
 from exporter.dns.mail_domain import DEFAULT_MAX_MX
 from exporter.dns.resolver import DnsResolver, DnsSettings, parse_nameserver, resolver_or_none
 from exporter.probe.domain import DomainProbe, probe_domain
-from exporter.probe.report import human_report, result_document
+from exporter.probe.report import SCHEMA_VERSION, human_report, result_document
 from exporter.probe.run import run_probe
+from exporter.scan.engine import scan
+from exporter.scan.report import scan_report
 from exporter.tls.client_certificate import ClientCertificateProblem, load_client_certificate
 from exporter.tls.context import TlsClients
 
@@ -96,6 +99,12 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--send-from", metavar="ADDR", help="envelope and From: address of the test message")
     parser.add_argument("--timeout", default="15s", help="bound on the whole probe (default: 15s)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="after the probe, scan which TLS versions, cipher suites and groups the server accepts "
+        "(about 140 connections) and print them with their NCSC-NL ratings",
+    )
     return parser
 
 
@@ -105,7 +114,12 @@ def main(argv: Sequence[str]) -> int:
     if arguments.mx:
         return _check_domain(parser, arguments)
     try:
+        if arguments.scan and arguments.json:
+            # The JSON document has a schema (docs/check-result.schema.json) the scan is not part of yet.
+            raise UsageError("--scan prints tables; it cannot be combined with --json")
         spec = spec_from_arguments(arguments)
+        if arguments.scan and spec.tls is TlsMode.NONE:
+            raise UsageError("--scan needs TLS: --tls starttls or implicit")
         tls_client = TlsClients().for_spec(spec)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
@@ -123,7 +137,11 @@ def main(argv: Sequence[str]) -> int:
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         sys.stdout.write(human_report(spec, result, now=now, colour=colour))
-    return 0 if result.success else 1
+    if not arguments.scan:
+        return 0 if result.success else 1
+    scanned = event_loop.run(scan(spec))
+    sys.stdout.write(scan_report(spec.endpoint, scanned))
+    return 0 if result.success and scanned.success else 1
 
 
 def spec_from_arguments(arguments: argparse.Namespace) -> ProbeSpec:
@@ -296,15 +314,24 @@ def _preference(text: str) -> int:
 
 
 def _domain_document(probed: DomainProbe, now: float) -> dict[str, object]:
+    """The JSON form of ``check --mx`` (docs/check-mx-result.schema.json, version 1)."""
     expansion = probed.expansion
     return {
+        "schema_version": SCHEMA_VERSION,
         "domain": expansion.domain,
         "lookup_success": expansion.success,
         "reason": expansion.reason.value if expansion.reason else None,
         "implicit_mx": expansion.implicit_mx,
         "null_mx": expansion.null_mx,
+        "mx_dnssec_secure": expansion.mx_dnssec_secure,
         "mx": [
-            {"name": host.name, "preference": host.preference, "addresses": list(host.addresses)}
+            {
+                "name": host.name,
+                "preference": host.preference,
+                "addresses": list(host.addresses),
+                "addresses_dnssec_secure": host.addresses_dnssec_secure,
+                "notes": [note.value for note in host.notes],
+            }
             for host in expansion.mx_hosts
         ],
         "pairs": [

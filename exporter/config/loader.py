@@ -35,6 +35,7 @@ from exporter.config.model import (
     ScheduledTarget,
     SendConfig,
     TlsMode,
+    TlsRequirements,
     probe_spec,
 )
 from exporter.config.secret import PasswordUnavailable, Secret, password_from_env, password_from_file
@@ -60,8 +61,11 @@ class ConfigError(ValueError):
 # Options a target may set and `defaults:` may give to every target.
 _OPTION_KEYS = (
     "interval", "timeout", "ehlo_name", "tls", "ca_file", "client_cert_file", "client_key_file", "address_family",
-    "auth", "allow_plaintext_auth", "send", "dane",
+    "auth", "allow_plaintext_auth", "send", "dane", "require", "tls_scan", "tls_scan_interval",
 )  # fmt: skip
+# /probe modules take the probe's options, `require:` included, but not the
+# scan's: /probe answers one probe per scrape, and a scan (~140 connections,
+# seconds long) per scrape would turn the endpoint into a connection amplifier.
 _MODULE_KEYS = (
     "tls",
     "server_name",
@@ -73,10 +77,18 @@ _MODULE_KEYS = (
     "address_family",
     "auth",
     "allow_plaintext_auth",
+    "require",
     "mx",
     "max_mx",
     "dane",
 )
+_SCHEDULE_ONLY_KEYS = ("tls_scan", "tls_scan_interval")
+_REQUIRE_KEYS = ("min_tls_version", "forward_secrecy")
+# What `min_tls_version` may say (YAML reads an unquoted 1.2 as a number), as OpenSSL names the version.
+_MIN_TLS_VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1.1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+# A scan opens ~140 connections one after another; more often than this it
+# would look like an attack to the server's operators.
+MIN_TLS_SCAN_INTERVAL = 60.0
 # What /probe may reach when an allow-list entry names no ports: the SMTP ones.
 DEFAULT_PROBE_PORTS = (25, 465, 587)
 _AUTH_KEYS = ("username", "password", "password_env", "password_file", "mechanism")
@@ -87,7 +99,8 @@ _TARGET_KEYS = ("name", "host", "port", "server_name", "labels", "addresses", "d
 # messages: those belong to a submission server, not to every MX of a domain.
 _DOMAIN_KEYS = (
     "domain", "name", "interval", "dns_interval", "max_mx", "address_family", "port", "tls", "ehlo_name",
-    "ca_file", "client_cert_file", "client_key_file", "labels", "timeout", "dane",
+    "ca_file", "client_cert_file", "client_key_file", "labels", "timeout", "dane", "require", "tls_scan",
+    "tls_scan_interval",
 )  # fmt: skip
 _DNS_KEYS = ("nameservers", "timeout")
 _TOP_LEVEL_KEYS = ("defaults", "targets", "domains", "dns", "modules", "probe_allow")
@@ -107,6 +120,8 @@ _BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "client_key_file": None,
     "address_family": "any",
     "allow_plaintext_auth": False,
+    "tls_scan": True,
+    "tls_scan_interval": "6h",
     "dane": "auto",
 }
 
@@ -128,22 +143,35 @@ def _option_reader(raw: dict[Any, Any], path: KeyPath, defaults: _Defaults) -> _
 
 def load_config(source: Path) -> Config:
     """Read and validate ``source``. Raises ConfigError listing every problem."""
+    return parse_config(read_text(source, "config file"), source)
+
+
+def read_text(source: Path, what: str) -> str:
+    """The text of a YAML file of ours; ConfigError (line 0) when it cannot be read."""
     try:
-        text = source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([ConfigProblem(source, 0, "(file)", f"cannot read the config file: {reason}")]) from exc
-    return parse_config(text, source)
+        raise ConfigError([ConfigProblem(source, 0, "(file)", f"cannot read the {what}: {reason}")]) from exc
 
 
-def parse_config(text: str, source: Path) -> Config:
+def located_document(text: str, source: Path) -> tuple[YamlDocument, list[ConfigProblem]]:
+    """The YAML with its key paths' lines, and the problems found while reading it.
+
+    Raises ConfigError for YAML that does not parse at all.
+    """
     try:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
         raise ConfigError([ConfigProblem(source, exc.line, "(syntax)", f"invalid YAML: {exc}")]) from exc
+    problems = [ConfigProblem(source, line, format_path(path), message) for path, line, message in document.problems]
+    return document, problems
+
+
+def parse_config(text: str, source: Path) -> Config:
+    document, problems = located_document(text, source)
     reader = _Reader(source, document)
-    for path, line, message in document.problems:
-        reader.problems.append(ConfigProblem(source, line, format_path(path), message))
+    reader.problems.extend(problems)
     config = reader.read_config()
     if reader.problems or config is None:
         raise ConfigError(sorted(reader.problems, key=lambda problem: problem.line))
@@ -284,6 +312,8 @@ class _Reader:
             )
         name = self._string(raw.get("name"), (*path, "name")) or domain
         labels = self._labels(raw.get("labels"), (*path, "labels"))
+        tls_scan = self._on_off(*option("tls_scan"))
+        tls_scan_interval = self._duration(*option("tls_scan_interval"), minimum=MIN_TLS_SCAN_INTERVAL)
         if (
             self.problems_seen > problems_before
             or domain is None
@@ -295,7 +325,19 @@ class _Reader:
             or max_mx is None
         ):
             return None
-        return DomainEntry(name, domain, port, options, interval, dns_interval, max_mx, labels)
+        # Every (MX host, address) pair is scanned, each on its own schedule slot.
+        scanned = tls_scan and options.tls is not TlsMode.NONE
+        return DomainEntry(
+            name,
+            domain,
+            port,
+            options,
+            interval,
+            dns_interval,
+            max_mx,
+            labels,
+            tls_scan_interval=tls_scan_interval if scanned else None,
+        )
 
     def _domain_name(self, raw: Any, path: KeyPath) -> str | None:
         text = self._string(raw, path, required=True)
@@ -362,6 +404,8 @@ class _Reader:
         name = self._string(raw.get("name"), (*path, "name")) or (f"{host}:{port}" if host and port else "")
         labels = self._labels(raw.get("labels"), (*path, "labels"))
         send = self._send(*option("send"))
+        tls_scan = self._on_off(*option("tls_scan"))
+        tls_scan_interval = self._duration(*option("tls_scan_interval"), minimum=MIN_TLS_SCAN_INTERVAL)
         addresses = self._choice(raw.get("addresses", "first"), (*path, "addresses"), AddressSelection)
         dns_interval: float | None = None
         if "dns_interval" in raw:
@@ -379,7 +423,16 @@ class _Reader:
         ):
             return None
         spec = probe_spec(host, port, options, server_name=server_name, send=send)
-        target = ScheduledTarget(name=name, spec=spec, interval=interval, labels=labels)
+        # A plain relay (tls: none) has no TLS to scan; tls_scan stays on for
+        # the others by default, so it is not an error to leave it on there.
+        scanned = tls_scan and options.tls is not TlsMode.NONE
+        target = ScheduledTarget(
+            name=name,
+            spec=spec,
+            interval=interval,
+            labels=labels,
+            tls_scan_interval=tls_scan_interval if scanned else None,
+        )
         if addresses is AddressSelection.FIRST:
             return target
         default_dns_interval = parse_duration(DEFAULT_DNS_INTERVAL)
@@ -397,6 +450,9 @@ class _Reader:
         family = self._choice(*option("address_family"), AddressFamily)
         auth = self._auth(*option("auth"))
         allow_plaintext_auth = self._bool(*option("allow_plaintext_auth"))
+        require = self._require(*option("require"))
+        if require is not None and tls is TlsMode.NONE:
+            self.problem(option("require")[1], "needs TLS, and tls is none: there is no session to hold to it")
         dane = self._choice(*option("dane"), DaneMode)
         if (
             self.problems_seen > problems_before
@@ -416,6 +472,7 @@ class _Reader:
             family,
             auth,
             allow_plaintext_auth,
+            require=require,
             dane=dane,
             client_certificate=client_certificate,
         )
@@ -432,7 +489,12 @@ class _Reader:
             if not isinstance(entry, dict):
                 self.problem(path, "must be a mapping of probe options (it may be empty: {})")
                 continue
-            self._reject_unknown_keys(entry, path, _MODULE_KEYS)
+            for key in _SCHEDULE_ONLY_KEYS:
+                if key in entry:
+                    self.problem((*path, key), "scans run on schedule only: set it on targets or defaults")
+            self._reject_unknown_keys(
+                {k: v for k, v in entry.items() if k not in _SCHEDULE_ONLY_KEYS}, path, _MODULE_KEYS
+            )
             option = _option_reader(entry, path, defaults)
             options = self._read_probe_options(option)
             server_name = self._string(entry.get("server_name"), (*path, "server_name"))
@@ -509,7 +571,7 @@ class _Reader:
             return None
         return raw
 
-    def _duration(self, raw: Any, path: KeyPath) -> float | None:
+    def _duration(self, raw: Any, path: KeyPath, *, minimum: float = 0.0) -> float | None:
         if not isinstance(raw, str):
             self.problem(path, f"must be a duration such as 30s, 5m or 1h, not {raw!r}")
             return None
@@ -520,6 +582,9 @@ class _Reader:
             return None
         if seconds <= 0:
             self.problem(path, "must be longer than zero")
+            return None
+        if seconds < minimum:
+            self.problem(path, f"must be at least {_seconds(minimum)}, not {raw}")
             return None
         return seconds
 
@@ -552,6 +617,36 @@ class _Reader:
             self.problem(path, problem)
             return None
         return ca_file
+
+    def _on_off(self, raw: Any, path: KeyPath) -> bool | None:
+        # YAML 1.1 (PyYAML) already reads a bare on/off as true/false; quoted, they are strings.
+        if isinstance(raw, str) and raw.lower() in ("on", "off"):
+            return raw.lower() == "on"
+        if not isinstance(raw, bool):
+            self.problem(path, f"must be on or off, not {raw!r}")
+            return None
+        return raw
+
+    def _require(self, raw: Any, path: KeyPath) -> TlsRequirements | None:
+        raw = self._block(raw, path, _REQUIRE_KEYS, "min_tls_version and/or forward_secrecy")
+        if raw is None:
+            return None
+        minimum: str | None = None
+        if "min_tls_version" in raw:
+            value = raw["min_tls_version"]
+            # An unquoted 1.2 arrives as a float; 1.0 as 1.0, which str() keeps.
+            text = str(value) if isinstance(value, (str, float)) else None
+            minimum = _MIN_TLS_VERSIONS.get(text or "")
+            if minimum is None:
+                choices = ", ".join(f'"{version}"' for version in _MIN_TLS_VERSIONS)
+                self.problem((*path, "min_tls_version"), f"unknown TLS version {value!r} (expected one of: {choices})")
+                return None
+        forward_secrecy = self._bool(raw.get("forward_secrecy", False), (*path, "forward_secrecy"))
+        if forward_secrecy is None:
+            return None
+        if minimum is None and not forward_secrecy:
+            return None  # nothing required
+        return TlsRequirements(min_tls_version=minimum, forward_secrecy=forward_secrecy)
 
     def _client_certificate(self, option: _OptionReader) -> ClientCertificate | None:
         """Both files or neither; readable, a matching pair, checked now (a 3 a.m. probe is too late)."""

@@ -68,6 +68,32 @@ class AuthMechanism(enum.StrEnum):
 # The port a target gets when none is configured, by how it speaks TLS.
 DEFAULT_PORTS = {TlsMode.STARTTLS: 587, TlsMode.IMPLICIT: 465, TlsMode.NONE: 25}
 
+# Protocol versions by OpenSSL's names (smtp_tls_version_info, the scan's
+# smtp_tls_version_accepted), oldest first: `require: min_tls_version` compares
+# positions in this tuple.
+TLS_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+# A scan is ~140 connections; its default interval, as issue 17 sets it.
+DEFAULT_TLS_SCAN_INTERVAL = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class TlsRequirements:
+    """``require:``: what the negotiated session must meet (else the probe fails),
+    and what the scan must find the server enforcing (else an alert)."""
+
+    # OpenSSL's name of the oldest acceptable version ("TLSv1.2"); None: any.
+    min_tls_version: str | None = None
+    # RSA key transport (no ephemeral key) breaks it.
+    forward_secrecy: bool = False
+
+    def version_too_low(self, version: str) -> bool:
+        """Whether ``version`` (OpenSSL's name) is older than the minimum; unknown names are."""
+        if self.min_tls_version is None:
+            return False
+        if version not in TLS_VERSIONS:
+            return True
+        return TLS_VERSIONS.index(version) < TLS_VERSIONS.index(self.min_tls_version)
+
 
 @dataclass(frozen=True)
 class AuthConfig:
@@ -114,6 +140,7 @@ class ProbeOptions:
     # Credentials go only over verified TLS (trusted chain, matching name)
     # unless this is set.
     allow_plaintext_auth: bool = False
+    require: TlsRequirements | None = None
     dane: DaneMode = DaneMode.AUTO
     client_certificate: ClientCertificate | None = None
 
@@ -134,6 +161,7 @@ class ProbeSpec:
     auth: AuthConfig | None = None
     allow_plaintext_auth: bool = False
     send: SendConfig | None = None
+    require: TlsRequirements | None = None
     # Connect to this address only, not to what ``host`` resolves to: one
     # (MX host, address) pair of a domain. SNI and the name check stay ``server_name``.
     connect_address: str | None = None
@@ -172,6 +200,7 @@ def probe_spec(
         auth=options.auth,
         allow_plaintext_auth=options.allow_plaintext_auth,
         send=send,
+        require=options.require,
         connect_address=connect_address,
         dane=options.dane,
         client_certificate=options.client_certificate,
@@ -191,6 +220,9 @@ class ScheduledTarget:
     spec: ProbeSpec
     interval: float
     labels: tuple[tuple[str, str], ...] = ()
+    # How often the TLS capability scan runs (exporter/scan/); None: never
+    # (`tls_scan: off`, or a `tls: none` target, which has no TLS to scan).
+    tls_scan_interval: float | None = None
     # The configured entry a pair belongs to; "" for a plain host target.
     entry: str = ""
     mx: str | None = None
@@ -226,6 +258,8 @@ class DomainEntry:
     dns_interval: float
     max_mx: int
     labels: tuple[tuple[str, str], ...] = ()
+    # Every pair is scanned on this interval (None: tls_scan off, or tls: none).
+    tls_scan_interval: float | None = None
 
 
 @dataclass(frozen=True)

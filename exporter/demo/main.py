@@ -68,6 +68,7 @@ class Posture:
     maximum_version: ssl.TLSVersion | None = None
     credentials: Credentials = Credentials.NONE
     send: bool = False
+    require: bool = False
     # The server asks for a client certificate and the target presents one.
     client_certificate: bool = False
 
@@ -83,6 +84,7 @@ POSTURES = (
         " every check passes",
         credentials=Credentials.RIGHT,
         send=True,
+        require=True,
         client_certificate=True,
     ),
     Posture("implicit-tls", "TLS from the first byte (port 465 style), all good", tls="implicit"),
@@ -96,7 +98,8 @@ POSTURES = (
     Posture("starttls-missing", "EHLO offers no STARTTLS: SmtpProbeFailing after 10 minutes", offer_starttls=False),
     Posture(
         "tls-1.1-only",
-        "negotiates TLS 1.1 at best: SmtpTlsVersionObsolete",
+        "negotiates TLS 1.1 at best: SmtpTlsVersionObsolete; its scan: SmtpTlsLegacyVersionAccepted,"
+        " SmtpTlsInsufficientCipherAccepted",
         maximum_version=ssl.TLSVersion.TLSv1_1,
     ),
     Posture(
@@ -202,6 +205,9 @@ def _target(posture: Posture, port: int, directory: Path) -> dict[str, Any]:
         target["client_key_file"] = str(directory / "probe-client.key")
     if posture.send:
         target["send"] = {"from": DEMO_USER, "to": [f"postmaster@{DOMAIN}"], "interval": "1m"}
+    if posture.require:
+        # Met by the probe and by the scan: the policy series has data, no alert fires.
+        target["require"] = {"min_tls_version": "1.2", "forward_secrecy": True}
     return target
 
 

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 
 _LAST = "from the last scheduled probe"
+_SCAN = "from the last TLS capability scan"
 
 
 class Kind(enum.StrEnum):
@@ -109,6 +110,62 @@ TARGET_FAMILIES = (
         _gauge,
         "notAfter of the client certificate the target is configured to present (read at config load).",
     ),
+    # The capability scan (issue 17): its own schedule, so /probe leaves it out.
+    Family(
+        "smtp_tls_version_accepted",
+        _gauge,
+        f"1 if the server accepts the protocol version (SSLv3 to TLSv1.3), {_SCAN}.",
+        ("version",),
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_tls_group_accepted",
+        _gauge,
+        f"1 if the server accepts the key-exchange group (dh<bits>: DHE with a prime of its own), {_SCAN}.",
+        ("group",),
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_tls_ciphers_accepted",
+        _gauge,
+        f"Cipher suites the server accepts, by protocol version and NCSC-NL 2025 rating, {_SCAN}.",
+        ("version", "rating"),
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_tls_cipher_server_order",
+        _gauge,
+        f"1 if the server picks a good or sufficient suite when worse ones are offered first, {_SCAN}.",
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_tls_secure_renegotiation",
+        _gauge,
+        f"1 if the server supports secure renegotiation (RFC 5746), {_SCAN}.",
+        schedule_only=True,
+    ),
+    Family(
+        "smtp_tls_extended_master_secret",
+        _gauge,
+        f"1 if the server supports the extended master secret (RFC 7627), {_SCAN}.",
+        schedule_only=True,
+    ),
+    Family("smtp_tls_compression", _gauge, f"1 if the server accepts TLS compression, {_SCAN}.", schedule_only=True),
+    Family(
+        "smtp_tls_scan_requirement_met",
+        _gauge,
+        f"1 if the server accepts nothing that breaks the target's require: entry, {_SCAN}.",
+        ("requirement",),
+        schedule_only=True,
+    ),
+    Family("smtp_tls_scan_success", _gauge, "1 if the last TLS capability scan finished.", schedule_only=True),
+    Family(
+        "smtp_tls_scan_timestamp_seconds",
+        _gauge,
+        "Unix time at which the last TLS capability scan finished.",
+        schedule_only=True,
+    ),
+    Family("smtp_tls_scan_duration_seconds", _gauge, "Duration of the last TLS capability scan.", schedule_only=True),
     Family("smtp_cert_not_before_timestamp_seconds", _gauge, f"Leaf certificate notBefore, {_LAST}."),
     Family("smtp_cert_not_after_timestamp_seconds", _gauge, f"Leaf certificate notAfter, {_LAST}."),
     Family(

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from prometheus_client import REGISTRY, generate_latest
 
-from exporter.config.model import ProbeSpec, ScheduledTarget
+from exporter.config.model import ProbeSpec, ScheduledTarget, TlsRequirements
 from exporter.dane.verdict import DaneStatus, DaneVerdict
 from exporter.dns.mail_domain import DomainExpansion
 from exporter.metrics.families import (
@@ -28,8 +28,10 @@ from exporter.metrics.families import (
 )
 from exporter.metrics.text_format import format_value, label_pairs, sample
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
+from exporter.scan.requirements import requirements_met
+from exporter.scan.result import ScanResult
 from exporter.tls.certificates import days_until
-from exporter.tls.ratings import chain_weakest_rating, cipher_rating
+from exporter.tls.ratings import RATING_ORDER, chain_weakest_rating, cipher_rating
 from exporter.tls.session import TlsSession
 
 _COLUMN = {family.name: index for index, family in enumerate(TARGET_FAMILIES)}
@@ -60,6 +62,8 @@ class TargetState(Protocol):
     def failures_total(self) -> Mapping[Reason, int]: ...
     @property
     def last_send(self) -> SendOutcome | None: ...
+    @property
+    def scan(self) -> ScanResult | None: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class _Block:
     result: ProbeResult | None
     probes_total: int
     last_send: SendOutcome | None
+    scan: ScanResult | None
     labels: str
     columns: tuple[str, ...]
     not_after: float | None
@@ -167,13 +172,16 @@ class MetricsRenderer:
             and cached.result is state.result
             and cached.probes_total == state.probes_total
             and cached.last_send is state.last_send
+            and cached.scan is state.scan
         ):
             return cached
         labels = target_labels(state.config)
         columns = render_target(state, labels)
         leaf = state.result.tls.leaf if state.result and state.result.tls else None
         not_after = leaf.not_after if leaf is not None else None
-        return _Block(state.config, state.result, state.probes_total, state.last_send, labels, columns, not_after)
+        return _Block(
+            state.config, state.result, state.probes_total, state.last_send, state.scan, labels, columns, not_after
+        )
 
 
 def target_labels(target: ScheduledTarget) -> str:
@@ -217,6 +225,8 @@ def render_target(state: TargetState, labels: str) -> tuple[str, ...]:
         out.put("smtp_probes_total", state.probes_total)
         for reason, count in sorted(state.failures_total.items()):
             out.put("smtp_probe_failures_total", count, (reason.value,))
+    if state.scan is not None:
+        _put_scan(out, state.scan, target.spec.require)
     return tuple(out.columns)
 
 
@@ -356,6 +366,34 @@ def _put_tls_session(out: _Columns, tls: TlsSession) -> None:
     weakest = chain_weakest_rating(tls.chain)
     if weakest is not None:
         out.put("smtp_cert_chain_weakest_rating_info", 1, (weakest.value,))
+
+
+def _put_scan(out: _Columns, scan: ScanResult, require: TlsRequirements | None) -> None:
+    out.put("smtp_tls_scan_success", scan.success)
+    out.put("smtp_tls_scan_timestamp_seconds", scan.timestamp + scan.duration)
+    out.put("smtp_tls_scan_duration_seconds", scan.duration)
+    if not scan.success:
+        return  # a scan cut short knows nothing for certain: no 0s that read as "not accepted"
+    for scanned in scan.versions:
+        out.put("smtp_tls_version_accepted", scanned.accepted, (scanned.version.value,))
+    for group, accepted in scan.group_verdicts().items():
+        out.put("smtp_tls_group_accepted", accepted, (group,))
+    for scanned in scan.versions:
+        if scanned.accepted:
+            for rating in RATING_ORDER:
+                count = sum(1 for suite in scanned.suites if suite.rating is rating)
+                out.put("smtp_tls_ciphers_accepted", count, (scanned.version.value, rating.value))
+    # None: the question does not apply (TLS 1.3 only; all suites on one side of the order test).
+    for family, verdict in (
+        ("smtp_tls_cipher_server_order", scan.server_cipher_order),
+        ("smtp_tls_secure_renegotiation", scan.secure_renegotiation),
+        ("smtp_tls_extended_master_secret", scan.extended_master_secret),
+        ("smtp_tls_compression", scan.compression),
+    ):
+        if verdict is not None:
+            out.put(family, verdict)
+    for requirement, met in requirements_met(scan, require):
+        out.put("smtp_tls_scan_requirement_met", met, (requirement,))
 
 
 def _put_dane(out: _Columns, dane: DaneVerdict) -> None:

@@ -44,7 +44,9 @@ async def probe_domain(
         for host in expansion.mx_hosts
         for address in host.addresses
     ]
-    results = await asyncio.gather(*(run_probe(spec, tls_client) for _, _, spec in specs))
+    # The resolver that found the MX hosts also answers their TLSA lookups, as
+    # the daemon's domain loops do: DANE is judged per pair here too.
+    results = await asyncio.gather(*(run_probe(spec, tls_client, resolver=resolver) for _, _, spec in specs))
     pairs = tuple(
         PairProbe(host, address, spec, result) for (host, address, spec), result in zip(specs, results, strict=True)
     )

@@ -117,14 +117,28 @@ def _dane_section(dane: DaneVerdict, tls: TlsSession | None, style: _Style) -> l
         lines.append((style.bad if dane.status in (DaneStatus.FAIL, DaneStatus.DNS_ERROR) else str)(f"  {dane.detail}"))
     if dane.applies:
         lines.append(f"  rollover ready: {'yes' if dane.rollover_ready else 'no (publish two usable records)'}")
-    leaf = tls.leaf if tls is not None else None
-    if leaf is not None and leaf.der:
+    leaf_records = _leaf_records(tls)
+    if leaf_records:
         lines.append("  Records for the presented leaf (publish the first, keep the next key's beside it):")
-        for selector, matching_type in ((1, 1), (1, 2), (0, 1), (0, 2)):
-            data = association_data(leaf.der, selector, matching_type)
-            if data is not None:
-                lines.append(f"    3 {selector} {matching_type} {data.hex()}")
+        lines += [f"    3 {selector} {matching_type} {data.hex()}" for selector, matching_type, data in leaf_records]
     return lines
+
+
+def _leaf_records(tls: TlsSession | None) -> list[tuple[int, int, bytes]]:
+    """(selector, matching type, data) of the DANE-EE records that match the leaf presented now.
+
+    In the order to prefer them: the key (survives a renewal with the same key) before the
+    whole certificate, SHA-256 before SHA-512.
+    """
+    leaf = tls.leaf if tls is not None else None
+    if leaf is None or not leaf.der:
+        return []
+    records = []
+    for selector, matching_type in ((1, 1), (1, 2), (0, 1), (0, 2)):
+        data = association_data(leaf.der, selector, matching_type)
+        if data is not None:
+            records.append((selector, matching_type, data))
+    return records
 
 
 def _tls_section(spec: ProbeSpec, tls: TlsSession, now: float, style: _Style) -> list[str]:
@@ -283,6 +297,7 @@ def result_document(spec: ProbeSpec, result: ProbeResult, *, now: float) -> dict
         # Added in schema_version 1 without a new version: optional, so documents of
         # earlier releases still validate.
         "client_certificate": _client_certificate_document(spec, result),
+        "dane": _dane_document(result.dane, result.tls),
         "transcript": [
             {"offset_seconds": line.offset_seconds, "direction": line.direction, "text": line.text}
             for line in result.transcript
@@ -325,6 +340,47 @@ def _tls_document(tls: TlsSession | None, now: float) -> dict[str, Any] | None:
         "client_certificate_requested": facts.client_certificate_requested if facts is not None else None,
         "handshake_summary": postfix_style_handshake(tls) or None,
         "ratings": {"cipher": cipher_rating(tls.cipher).value, "chain": chain.value if chain else None},
+    }
+
+
+def _dane_document(dane: DaneVerdict | None, tls: TlsSession | None) -> dict[str, Any] | None:
+    """What the human report's DANE section says, as data; None when DANE was not checked."""
+    if dane is None:
+        return None
+    lookup = dane.lookup
+    return {
+        "status": dane.status.value,
+        "detail": dane.detail or None,
+        "tlsa_name": lookup.query_name or None,
+        "base_name": lookup.base_name or None,
+        "dnssec": {"status": lookup.status.value, "secure": lookup.secure},
+        "records": [
+            {
+                "usage": record.usage,
+                "selector": record.selector,
+                "matching_type": record.matching_type,
+                "data": record.data.hex(),
+                "usable": record.usable,
+            }
+            for record in lookup.records
+        ],
+        "matches": [
+            {
+                "usage": match.usage,
+                "selector": match.selector,
+                "matching_type": match.matching_type,
+                "depth": match.depth,
+                "description": match.describe(),
+            }
+            for match in dane.matches
+        ],
+        # As the metrics have them: rollover readiness where a usable set exists, renewal safety on a pass.
+        "rollover_ready": dane.rollover_ready if dane.applies else None,
+        "renewal_safe": dane.renewal_safe if dane.matches else None,
+        "leaf_records": [
+            {"usage": 3, "selector": selector, "matching_type": matching_type, "data": data.hex()}
+            for selector, matching_type, data in _leaf_records(tls)
+        ],
     }
 
 

@@ -43,6 +43,9 @@ class Reason(enum.StrEnum):
     CERT_EXPIRED = "cert_expired"
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     HOSTNAME_MISMATCH = "hostname_mismatch"
+    # The target's `require:` policy, held against the negotiated session.
+    TLS_VERSION_TOO_LOW = "tls_version_too_low"
+    NO_FORWARD_SECRECY = "no_forward_secrecy"
     CLIENT_CERT_REJECTED = "client_cert_rejected"
     PROTOCOL_ERROR = "protocol_error"
     AUTH_FAILED = "auth_failed"

@@ -40,7 +40,7 @@ from exporter.tls.context import TlsClient
 from exporter.tls.handshake import handshake_facts
 from exporter.tls.private_api import handshake_recorder
 from exporter.tls.session import TlsSession, describe_session
-from exporter.tls.verdicts import certificate_failures
+from exporter.tls.verdicts import certificate_failures, requirement_failures
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +348,11 @@ async def _handshake(run: _ProbeRun, connection: SmtpConnection) -> None:
         run.client_certificate = ClientCertificateOutcome(
             requested=facts.client_certificate_requested, sent=facts.client_certificate_sent, accepted=None
         )
+    # Like the certificate verdicts, the policy fails the probe without ending
+    # it: the rest of the conversation (AUTH, the test message) is still reported.
+    # It holds whatever DANE says: DANE authenticates the server, not the session's strength.
+    for failure in requirement_failures(session, spec.require):
+        run.fail(failure.reason, failure.detail, phase=failure.phase)
     failures = certificate_failures(session, server_name=spec.server_name, now=time.time())
     if run.tlsa is None:
         for failure in failures:

@@ -20,13 +20,16 @@ from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRe
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
 from exporter.runtime.domains import DnsWatcher
-from exporter.runtime.kept import DNS_LOOKUPS, PROBE_RESULTS, TEST_MESSAGES, EntryLookup
+from exporter.runtime.kept import DNS_LOOKUPS, PROBE_RESULTS, TEST_MESSAGES, TLS_SCANS, EntryLookup
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
+from exporter.scan.result import ScanResult
+from exporter.scan.runner import ScanScheduler
 from exporter.state.store import Current, StateStore
 from exporter.tls.context import TlsClients
 from exporter.web.access import WebAccess
 from exporter.web.app import create_app
+from exporter.web.guard import IDLE_TIMEOUT_SECONDS
 from exporter.web.landing import landing_page
 from exporter.web.listener import bound_address
 from exporter.web.probe_endpoint import ProbeResponse, probe_on_demand
@@ -63,6 +66,7 @@ class Daemon:
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
+        self._scan_scheduler: ScanScheduler | None = None
         self._watcher: DnsWatcher | None = None
         self._watched_resolver: DnsResolver | None = None
         self._config: Config | None = None
@@ -96,6 +100,10 @@ class Daemon:
         self._restore_results(targets)
         self._renderer.set_targets(self.store.records())
         self._scheduler.set_targets(targets)
+        # Scans wait for slots of their own: they never take one a probe needs. Each
+        # target's first scan is due an interval after its kept one, not at start.
+        self._scan_scheduler = ScanScheduler(self._record_scan)
+        self._scan_scheduler.set_targets(targets, last_scans=self.store.scan_times())
         self._keep_state()
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
         log.info(
@@ -107,6 +115,8 @@ class Daemon:
         # Written while the checks still hold their results: closing them forgets
         # the entries they followed, and cancels probes rather than finishing them.
         await self._state.close()
+        if self._scan_scheduler is not None:
+            await self._scan_scheduler.close()
         if self._watcher is not None:
             await self._watcher.close()
         if self._scheduler is not None:
@@ -115,7 +125,11 @@ class Daemon:
     def _restore_results(self, targets: tuple[ScheduledTarget, ...]) -> None:
         """Kept probe results and test messages, for targets whose probe is configured as before."""
         specs = {target.name: target.spec for target in targets}
-        self.store.restore(self._state.restored(PROBE_RESULTS, specs), self._state.restored(TEST_MESSAGES, specs))
+        self.store.restore(
+            self._state.restored(PROBE_RESULTS, specs),
+            self._state.restored(TEST_MESSAGES, specs),
+            self._state.restored(TLS_SCANS, specs),
+        )
 
     def _keep_state(self) -> None:
         """Register what the state file holds; each snapshot only takes references, on the loop."""
@@ -127,6 +141,9 @@ class Daemon:
         self._state.register(
             TEST_MESSAGES,
             lambda: {r.config.name: Current(r.config.spec, r.last_send) for r in records() if r.last_send is not None},
+        )
+        self._state.register(
+            TLS_SCANS, lambda: {r.config.name: Current(r.config.spec, r.scan) for r in records() if r.scan is not None}
         )
         self._state.register(DNS_LOOKUPS, self._kept_lookups)
         self._state.start()
@@ -162,6 +179,9 @@ class Daemon:
         self._renderer.set_domains(self._watcher.lookups() if self._watcher else [])
         if self._scheduler is not None:
             self._scheduler.set_targets(targets)
+        if self._scan_scheduler is not None:
+            # Cancels the scans of changed and removed targets (and pairs), mid-scan too.
+            self._scan_scheduler.set_targets(targets)
         self._state.changed()
 
     def _domains(self) -> tuple[DomainEntry, ...]:
@@ -190,6 +210,9 @@ class Daemon:
         self._renderer.set_targets(self.store.records())
         if self._scheduler is not None:
             self._scheduler.set_targets(self._scheduled_targets())
+        if self._scan_scheduler is not None:
+            # Cancels the scans of changed and removed targets, mid-scan too.
+            self._scan_scheduler.set_targets(self._scheduled_targets())
         self._follow_dns()
         # Results of removed or changed targets are gone from the store: the file follows.
         self._state.changed()
@@ -281,6 +304,19 @@ class Daemon:
             else:
                 log.warning("target probe failed", extra={"target": target.name, "detail": detail})
 
+    def _record_scan(self, target: ScheduledTarget, result: ScanResult) -> None:
+        record = self.store.record_scan(target, result)
+        if record is not None:
+            self._renderer.refresh(record)
+            self._state.changed()
+        fields = {"target": target.name, "success": result.success, "hellos": result.hellos}
+        if result.success:
+            accepted = ",".join(version.value for version in result.accepted_versions)
+            log.debug("scan finished", extra={**fields, "accepted": accepted, "seconds": round(result.duration, 3)})
+        else:
+            error = result.error.value if result.error else ""
+            log.info("scan failed", extra={**fields, "error": error, "detail": result.error_detail})
+
 
 def _snapshot(lag: LagHistogram) -> HistogramSnapshot:
     return HistogramSnapshot(tuple(lag.cumulative()), lag.total, lag.observations)
@@ -299,7 +335,7 @@ async def serve(daemon: Daemon, listener: socket.socket, access: WebAccess | Non
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     app = create_app(daemon)
     access.protect(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_SECONDS)
     await runner.setup()
     await access.serve(runner, listener)
     daemon.start()

@@ -20,6 +20,7 @@ from exporter.config.model import DomainEntry, HostAddressesEntry, ScheduledTarg
 from exporter.dns.mail_domain import DomainExpansion, MxHost, expand_domain, lookup_host
 from exporter.dns.resolver import DnsResolver
 from exporter.runtime.kept import EntryLookup
+from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def domain_pairs(entry: DomainEntry, expansion: DomainExpansion) -> tuple[Schedu
             spec=probe_spec(host.name, entry.port, entry.options, server_name=host.name, connect_address=address),
             interval=entry.interval,
             labels=entry.labels,
+            tls_scan_interval=entry.tls_scan_interval,
             entry=entry.name,
             mx=host.name,
             address=address,
@@ -70,6 +72,7 @@ def host_pairs(entry: HostAddressesEntry, host: MxHost) -> tuple[ScheduledTarget
             ),
             interval=target.interval,
             labels=target.labels,
+            tls_scan_interval=target.tls_scan_interval,
             entry=target.name,
             address=address,
         )
@@ -160,9 +163,7 @@ class DnsWatcher:
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     async def _follow(self, entry: Entry, first_delay: float = 0.0) -> None:
         if first_delay > 0:

@@ -1,10 +1,8 @@
 """What the daemon keeps in the state file, one ``Section`` per check.
 
-A later check adds its own the same way, e.g.::
-
-    TLS_SCANS = Section("tls_scans", ScanResult)   # keyed by target name, config: the target's spec
-
-and registers a snapshot of its results and restores them at start (daemon.py).
+A check adds its own in a few lines: a ``Section`` here (its name and frozen
+result type), a snapshot of its current results registered with the state
+store, and the restored results handed to it at start (daemon.py).
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from dataclasses import dataclass
 
 from exporter.dns.mail_domain import DomainExpansion, MxHost
 from exporter.probe.result import AuthOutcome, Phase, ProbeResult, Reason, SendOutcome
+from exporter.scan.result import ScanResult
 from exporter.state.store import Section
 
 WITHHELD = "(server text not kept across restarts)"
@@ -71,5 +70,7 @@ class EntryLookup:
 PROBE_RESULTS = Section("probe_results", ProbeResult, prepare=without_auth_text)
 # The last test message of each target: sends are hours apart, and the next is due an interval after it.
 TEST_MESSAGES = Section("test_messages", SendOutcome)
+# The capability scan of each target, every few hours; the next is due an interval after the kept one.
+TLS_SCANS = Section("tls_scans", ScanResult)
 # Keyed by entry name; config: the DomainEntry or HostAddressesEntry. Pairs are rebuilt from it.
 DNS_LOOKUPS = Section("dns_lookups", EntryLookup)

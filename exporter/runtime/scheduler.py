@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from exporter.config.model import ScheduledTarget
 from exporter.probe.result import ProbeResult
+from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,7 @@ class Scheduler:
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     async def _run_target(self, target: ScheduledTarget, offset: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from exporter.config.model import ScheduledTarget
 from exporter.probe.result import ProbeResult, Reason, SendOutcome
+from exporter.scan.result import ScanResult
 
 
 @dataclass
@@ -18,6 +19,8 @@ class TargetRecord:
     # Test messages go out on their own, longer interval; the last outcome
     # stays current between sends.
     last_send: SendOutcome | None = None
+    # The last TLS capability scan: its own, much longer interval.
+    scan: ScanResult | None = None
 
 
 class ResultStore:
@@ -29,9 +32,9 @@ class ResultStore:
     def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
         """Adopt a new target list, keeping counters of targets that stay.
 
-        A target whose configuration changed loses its last result and last
-        test message (they described another server or another way of
-        probing it) until its next probe; its counters continue.
+        A target whose configuration changed loses its last result, last
+        test message and last scan (they described another server or another
+        way of probing it) until its next probe and scan; its counters continue.
         """
         records: dict[str, TargetRecord] = {}
         for target in targets:
@@ -60,7 +63,12 @@ class ResultStore:
             record.last_send = result.send
         return previous
 
-    def restore(self, results: Mapping[str, ProbeResult], sends: Mapping[str, SendOutcome]) -> None:
+    def restore(
+        self,
+        results: Mapping[str, ProbeResult],
+        sends: Mapping[str, SendOutcome],
+        scans: Mapping[str, ScanResult],
+    ) -> None:
         """Adopt results kept from before a restart, for targets that are still configured.
 
         The caller has checked that each was produced under the target's present
@@ -72,6 +80,20 @@ class ResultStore:
                 record.result = results[name]
             if record.last_send is None and name in sends:
                 record.last_send = sends[name]
+            if record.scan is None and name in scans:
+                record.scan = scans[name]
+
+    def scan_times(self) -> dict[str, float]:
+        """When each target was last scanned (Unix time): its next scan is due an interval later."""
+        return {name: record.scan.timestamp for name, record in self._records.items() if record.scan is not None}
+
+    def record_scan(self, target: ScheduledTarget, result: ScanResult) -> TargetRecord | None:
+        """Store a scan unless ``target`` was removed or changed meanwhile; the record it went to."""
+        record = self._records.get(target.name)
+        if record is None or record.config != target:
+            return None
+        record.scan = result
+        return record
 
     def get(self, name: str) -> TargetRecord | None:
         return self._records.get(name)

@@ -22,17 +22,19 @@ class Rating(enum.StrEnum):
     INSUFFICIENT = "insufficient"
 
 
-# Weakest last: the order in which "weakest" is decided.
-_ORDER = (Rating.GOOD, Rating.SUFFICIENT, Rating.PHASE_OUT, Rating.INSUFFICIENT)
+# Weakest last: the order in which "weakest" is decided, and in which the
+# scan's cipher-order test asks whether a server picks from the front.
+RATING_ORDER = (Rating.GOOD, Rating.SUFFICIENT, Rating.PHASE_OUT, Rating.INSUFFICIENT)
 
 
 def weakest(ratings: Iterable[Rating]) -> Rating | None:
     found = list(ratings)
-    return max(found, key=_ORDER.index) if found else None
+    return max(found, key=RATING_ORDER.index) if found else None
 
 
 # Cipher suites by the name OpenSSL gives them (SSLObject.cipher()[0]); TLS 1.3
-# suites have the IANA name there. Both authentications of each ECDHE suite
+# suites have the IANA name there. The one table for both the negotiated
+# suite (probe) and every suite the capability scan finds accepted. Both authentications of each ECDHE suite
 # are listed; NCSC-NL lists DHE with RSA authentication only.
 CIPHER_RATINGS: dict[str, Rating] = {
     # TLS 1.3, 256-bit AEAD
@@ -61,6 +63,22 @@ CIPHER_RATINGS: dict[str, Rating] = {
     "DHE-RSA-AES128-CCM": Rating.PHASE_OUT,
     "DHE-RSA-AES256-SHA256": Rating.PHASE_OUT,
     "DHE-RSA-AES128-SHA256": Rating.PHASE_OUT,
+    # Camellia and ARIA: NCSC-NL 2025 appendix B lists them beside AES, with
+    # ECDHE or DHE-RSA, as phase-out (internet.nl's CIPHERS_PHASE_OUT too).
+    # Their GCM-Camellia and CBC-ARIA forms are left out: OpenSSL never
+    # implemented them, so no handshake or scan here can name them.
+    "ECDHE-ECDSA-CAMELLIA256-SHA384": Rating.PHASE_OUT,
+    "ECDHE-ECDSA-CAMELLIA128-SHA256": Rating.PHASE_OUT,
+    "ECDHE-RSA-CAMELLIA256-SHA384": Rating.PHASE_OUT,
+    "ECDHE-RSA-CAMELLIA128-SHA256": Rating.PHASE_OUT,
+    "ECDHE-ECDSA-ARIA256-GCM-SHA384": Rating.PHASE_OUT,
+    "ECDHE-ECDSA-ARIA128-GCM-SHA256": Rating.PHASE_OUT,
+    "ECDHE-ARIA256-GCM-SHA384": Rating.PHASE_OUT,  # OpenSSL's name for ECDHE-RSA with ARIA
+    "ECDHE-ARIA128-GCM-SHA256": Rating.PHASE_OUT,
+    "DHE-RSA-CAMELLIA256-SHA256": Rating.PHASE_OUT,
+    "DHE-RSA-CAMELLIA128-SHA256": Rating.PHASE_OUT,
+    "DHE-RSA-ARIA256-GCM-SHA384": Rating.PHASE_OUT,
+    "DHE-RSA-ARIA128-GCM-SHA256": Rating.PHASE_OUT,
     # Everything else is insufficient, among them (named here so the table
     # reads as the guideline does): RSA key transport (no forward secrecy),
     # CBC with SHA-1, 3DES, RC4, CCM_8.
@@ -175,7 +193,7 @@ class RatedCertificate(Protocol):
 def certificate_rating(certificate: RatedCertificate) -> Rating:
     """The weaker of the certificate's key and its signature's hash."""
     key = key_rating(certificate.key_type, certificate.key_bits, certificate.key_curve)
-    return max(key, signature_hash_rating(certificate.signature_hash), key=_ORDER.index)
+    return max(key, signature_hash_rating(certificate.signature_hash), key=RATING_ORDER.index)
 
 
 def chain_weakest_rating(chain: Sequence[RatedCertificate]) -> Rating | None:

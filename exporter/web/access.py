@@ -27,6 +27,7 @@ from aiohttp import web
 
 from exporter.config.loader import ConfigError
 from exporter.web.basic_auth import BasicAuthVerifier
+from exporter.web.guard import ConnectionGuard, GuardedSockSite
 from exporter.web.tls_server import server_context
 from exporter.web.web_config import OPEN, RateLimit, WebConfig, read_web_config, san_values
 
@@ -98,6 +99,8 @@ class WebAccess:
         self._runner: web.BaseRunner | None = None
         self._listener: socket.socket | None = None
         self._site: web.SockSite | None = None
+        # One for every site: a TLS change serves from a second site for a while.
+        self.guard = ConnectionGuard()
         self._swap_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -150,7 +153,9 @@ class WebAccess:
         if self._runner is None or self._listener is None:
             raise RuntimeError("WebAccess.serve() starts the first site")
         async with self._swap_lock:
-            site = web.SockSite(self._runner, self._listener.dup(), ssl_context=self.current.context)
+            site = GuardedSockSite(
+                self._runner, self._listener.dup(), guard=self.guard, ssl_context=self.current.context
+            )
             await site.start()
             previous, self._site = self._site, site
             if previous is not None:

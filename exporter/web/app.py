@@ -64,7 +64,13 @@ def create_app(state: ExporterState) -> web.Application:
             status=answer.status, body=answer.body.encode("utf-8"), headers={"Content-Type": answer.content_type}
         )
 
+    async def no_sniffing(_request: web.Request, response: web.StreamResponse) -> None:
+        # Text that quotes servers (the landing page, /probe?debug) must never
+        # be taken for HTML or script by a browser guessing the type.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+
     app = web.Application()
+    app.on_response_prepare.append(no_sniffing)
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/probe", probe)

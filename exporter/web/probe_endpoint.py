@@ -120,6 +120,7 @@ async def _probe_domain(
         ehlo_name=module.options.ehlo_name,
         ca_file=module.options.ca_file,
         address_family=module.options.address_family,
+        dane=module.options.dane,
         client_certificate=module.options.client_certificate,
     )
     # Two lookups in sequence (MX, then the addresses) within the other half.

@@ -21,11 +21,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from exporter.config.loader import ConfigError
+from exporter.config.loader import ConfigError, located_document, read_text
 from exporter.config.model import ConfigProblem
 from exporter.config.secret import Secret
 from exporter.config.yaml_source import Path as KeyPath
-from exporter.config.yaml_source import YamlDocument, YamlSyntaxError, format_path, load_yaml
+from exporter.config.yaml_source import YamlDocument, format_path
 
 
 class ClientAuth(enum.StrEnum):
@@ -192,22 +192,13 @@ def parse_duration_go(text: str) -> float:
 
 def read_web_config(source: Path) -> WebConfig:
     """Read and validate ``source``. Raises ConfigError listing every problem."""
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([ConfigProblem(source, 0, "(file)", f"cannot read the web config file: {reason}")]) from exc
-    return parse_web_config(text, source)
+    return parse_web_config(read_text(source, "web config file"), source)
 
 
 def parse_web_config(text: str, source: Path) -> WebConfig:
-    try:
-        document = load_yaml(text)
-    except YamlSyntaxError as exc:
-        raise ConfigError([ConfigProblem(source, exc.line, "(syntax)", f"invalid YAML: {exc}")]) from exc
+    document, problems = located_document(text, source)
     reader = _Reader(source, document)
-    for path, line, message in document.problems:
-        reader.problems.append(ConfigProblem(source, line, format_path(path), message))
+    reader.problems.extend(problems)
     config = reader.read()
     if reader.problems:
         raise ConfigError(sorted(reader.problems, key=lambda problem: problem.line))

@@ -35,6 +35,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
 from exporter.dns.resolver import DnsSettings
+from tests.support.ports import port_for_a_server
 
 LOOPBACK = "127.0.0.1"
 TEST_TLD = "test"
@@ -243,15 +244,7 @@ def start_dns_servers(zones: Sequence[Zone], base: Path, *, port_53_address: str
 
 def free_port() -> int:
     """A loopback port free for both UDP and TCP (DNS needs both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-            udp.bind((LOOPBACK, 0))
-            port: int = udp.getsockname()[1]
-            try:
-                tcp.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
+    return port_for_a_server(udp=True)
 
 
 @contextlib.contextmanager

@@ -146,6 +146,13 @@ class ExporterProcess:
             timeout,
         )
 
+    def wait_for_scans(self, targets: Sequence[str], timeout: float = 60) -> Scrape:
+        """Wait until every target has finished at least one TLS capability scan."""
+        return self.wait_for(
+            lambda scrape: all(scrape.value("smtp_tls_scan_timestamp_seconds", target=t) is not None for t in targets),
+            timeout,
+        )
+
     def send_signal(self, signum: signal.Signals) -> None:
         self.process.send_signal(signum)
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import closed_port
+from tests.support.ports import port_for_a_server
 
 MAIL_DOMAIN = "mail.test"
 # Unprivileged owner of the delivered mail (Debian's "nobody").
@@ -146,10 +146,10 @@ def start_mail_server(
     base = Path(tempfile.mkdtemp(prefix="smtp-tls-exporter-postfix-"))
     base.chmod(0o755)
     maillog = Path(f"/var/log/smtp-tls-exporter-test-{secrets.token_hex(4)}.log")
-    extra = tuple(closed_port() for _ in range(extra_submission_ports))
-    server = MailServer(base, maillog, closed_port(), closed_port(), user, extra)
+    extra = tuple(port_for_a_server() for _ in range(extra_submission_ports))
+    server = MailServer(base, maillog, port_for_a_server(), port_for_a_server(), user, extra)
     if client_ca_pem is not None:
-        server.ask_ccert_port, server.req_ccert_port = closed_port(), closed_port()
+        server.ask_ccert_port, server.req_ccert_port = port_for_a_server(), port_for_a_server()
     for directory in ("postfix", "queue", "data", "mail", "dovecot-run"):
         (base / directory).mkdir()
     shutil.chown(base / "data", "postfix")
