@@ -78,8 +78,12 @@ def _config(
     path.write_text("\n".join(lines) + "\n")
 
 
-def _scrape(port: int) -> tuple[float, Scrape, int]:
+def _scrape(port: int) -> tuple[float, Scrape, int, float]:
     """Time one GET /metrics as Prometheus would see it, then parse it untimed.
+
+    Returns the seconds it took, the parsed scrape, its size and the wall time
+    the request was sent (results' ages are as of then, not after parsing,
+    which takes seconds for 25 MB).
 
     A plain socket reads the 20 MB answer as fast as Prometheus's Go client;
     urllib's reader would add a few hundred milliseconds of its own.
@@ -87,6 +91,7 @@ def _scrape(port: int) -> tuple[float, Scrape, int]:
     buffer = bytearray(64 * 2**20)
     view = memoryview(buffer)
     received = 0
+    requested_at = time.time()
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -96,7 +101,7 @@ def _scrape(port: int) -> tuple[float, Scrape, int]:
     head, _, body = bytes(view[:received]).partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
         raise RuntimeError(f"scrape failed: {head[:200]!r}")
-    return elapsed, Scrape(_unchunk(head, body).decode()), received
+    return elapsed, Scrape(_unchunk(head, body).decode()), received, requested_at
 
 
 def _unchunk(head: bytes, body: bytes) -> bytes:
@@ -200,7 +205,7 @@ def run(targets: int, interval: float, minutes: float, *, latency: bool = False,
         process = start_exporter(config, port)
         try:
             time.sleep(interval + 5)  # the first probes of every target, spread over one interval
-            _, first, _ = _scrape(port)
+            _, first, _, _ = _scrape(port)
             probes0, failures0, buckets0 = _totals(first)
             skipped0 = sum(value for _, value in first.find("smtp_exporter_probes_skipped_total"))
             cpu0, server0, started = cpu_seconds(process.pid), tree_cpu_seconds(server.master_pid), time.monotonic()
@@ -208,18 +213,18 @@ def run(targets: int, interval: float, minutes: float, *, latency: bool = False,
             while (now := time.monotonic()) - started < minutes * 60:
                 result.rss.append(rss_bytes(process.pid))
                 if now >= next_scrape:
-                    elapsed, scrape, size = _scrape(port)
+                    elapsed, scrape, size, requested_at = _scrape(port)
                     result.scrape_seconds.append(elapsed)
                     result.scrape_bytes = size
                     result.max_in_flight = max(
                         result.max_in_flight, scrape.value("smtp_exporter_probes_in_flight") or 0
                     )
-                    oldest, stale = _ages(scrape, time.time(), interval + result.timeout)
+                    oldest, stale = _ages(scrape, requested_at, interval + result.timeout)
                     result.oldest_result_seconds = max(result.oldest_result_seconds, oldest)
                     result.stale_results_max = max(result.stale_results_max, stale)
                     next_scrape += SCRAPE_EVERY_SECONDS
                 time.sleep(1)
-            _, last, _ = _scrape(port)
+            _, last, _, _ = _scrape(port)
             result.steady_seconds = time.monotonic() - started
             result.exporter_cpu = cpu_seconds(process.pid) - cpu0
             result.server_cpu = tree_cpu_seconds(server.master_pid) - server0

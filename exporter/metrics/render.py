@@ -122,8 +122,11 @@ class MetricsRenderer:
     def set_targets(self, states: Sequence[TargetState]) -> None:
         """Adopt the target list (at load and reload), keeping blocks that are still right."""
         self._blocks = {state.config.name: self._block(state) for state in states}
+        # Only targets that have lines in a family are in its column: with 50
+        # families and 10,000 targets most cells are empty, and an entry each
+        # would cost tens of megabytes.
         self._columns = [
-            {name: block.columns[index] for name, block in self._blocks.items()}
+            {name: block.columns[index] for name, block in self._blocks.items() if block.columns[index]}
             for index in range(len(TARGET_FAMILIES))
         ]
 
@@ -146,7 +149,10 @@ class MetricsRenderer:
             return  # removed by a reload while its probe ran
         block = self._blocks[name] = self._block(state)
         for column, lines in zip(self._columns, block.columns, strict=True):
-            column[name] = lines
+            if lines:
+                column[name] = lines
+            else:
+                column.pop(name, None)
 
     def render(self, status: ExporterStatus, now: float) -> list[str]:
         """The exposition as a list of chunks, one or two per family, to be sent in order."""
