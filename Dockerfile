@@ -11,6 +11,8 @@
 # Config: /etc/smtp-tls-exporter/config.yml (the image holds config.example.yml
 # there; mount yours over it). Passwords: password_env with `-e NAME`, or
 # password_file with a mounted file such as /run/secrets/smtp_probe_password.
+# State kept across restarts (last results, test messages, DNS lookups):
+# /var/lib/smtp-tls-exporter/state.json, a volume (`-v smtp-state:/var/lib/smtp-tls-exporter`).
 # README.md, "Container", has the details.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -29,8 +31,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/smtp_tls_exporter-*.whl \
     && useradd --system --user-group --uid 10587 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin smtp-tls-exporter
+        --shell /usr/sbin/nologin smtp-tls-exporter \
+    && install -d -o 10587 -g 10587 -m 0700 /var/lib/smtp-tls-exporter
 COPY config.example.yml /etc/smtp-tls-exporter/config.yml
+# The state file's default directory, as systemd's StateDirectory= sets it: set
+# here rather than in CMD, so it holds whatever arguments the container is given.
+ENV STATE_DIRECTORY=/var/lib/smtp-tls-exporter
+VOLUME ["/var/lib/smtp-tls-exporter"]
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10587:10587
 EXPOSE 10587

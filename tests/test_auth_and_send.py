@@ -237,11 +237,13 @@ def test_the_password_appears_nowhere(auth_landscape: AuthLandscape) -> None:
         "log": exporter.log_text(),
         "metrics": exporter.scrape().text,
         "landing page": exporter.get("/")[2],
+        "state file": exporter.wait_for_state_file(),
     }
     for where, text in outputs.items():
         for secret in SECRET_FORMS:
             assert secret not in text, f"{where} contains the password (or a base64 form of it)"
     assert "probe finished" in outputs["log"]  # the log is at debug level and was written
+    assert "auth_failed" in outputs["state file"]  # the wrong password's result was kept
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])

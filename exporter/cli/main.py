@@ -14,9 +14,11 @@ from exporter.cli import event_loop
 from exporter.cli.flags import add_listen_flag, add_log_flags
 from exporter.cli.logs import configure_logging
 from exporter.config.loader import ConfigError
+from exporter.config.values import parse_duration
 from exporter.runtime.daemon import Daemon, load_runtime, serve
 from exporter.runtime.limits import MAX_PROBE_SLOTS, RESERVED_FILES, default_probe_slots, raise_open_files_limit
 from exporter.runtime.scheduler import Shard
+from exporter.state.store import DEFAULT_WRITE_INTERVAL, STATE_FILE_NAME, StateStore, default_state_path
 from exporter.web.access import WebAccess, load_web_config
 from exporter.web.listener import ListenError, bind
 
@@ -54,6 +56,16 @@ def daemon_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shard", type=_shard, default=None, metavar="K/N",
         help="probe only share K of N (0-based) of the targets, by a stable hash of their names",
+    )  # fmt: skip
+    parser.add_argument(
+        "--storage.path", dest="storage_path", default=None, metavar="FILE",
+        help="state file keeping the last results across restarts; \"\" keeps none "
+        f"(default: $STATE_DIRECTORY/{STATE_FILE_NAME} when systemd sets it, else data/{STATE_FILE_NAME})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--storage.write-interval", dest="storage_write_interval", type=_duration, default=DEFAULT_WRITE_INTERVAL,
+        metavar="DURATION",
+        help="write the state file at most this often while results change, and at shutdown (default: 30s)",
     )  # fmt: skip
     parser.add_argument(
         "--runtime.uvloop", dest="uvloop", action=argparse.BooleanOptionalAction, default=True,
@@ -116,7 +128,9 @@ def _check_web_config(path: Path) -> int:
 def _run_daemon(arguments: argparse.Namespace) -> int:
     open_files = raise_open_files_limit()
     max_concurrency = arguments.max_concurrency or default_probe_slots(open_files)
-    daemon = Daemon(arguments.config_file, max_concurrency=max_concurrency, shard=arguments.shard)
+    storage_path = default_state_path() if arguments.storage_path is None else arguments.storage_path
+    state = StateStore(Path(storage_path) if storage_path else None, write_interval=arguments.storage_write_interval)
+    daemon = Daemon(arguments.config_file, max_concurrency=max_concurrency, shard=arguments.shard, state=state)
     try:
         daemon.load()
     except ConfigError as exc:
@@ -139,6 +153,7 @@ def _run_daemon(arguments: argparse.Namespace) -> int:
             "config": str(arguments.config_file),
             "open_files": open_files,
             "probe_slots": max_concurrency,
+            "state_file": storage_path or "(none)",
         },
     )
     event_loop.run(serve(daemon, listener, access), use_uvloop=arguments.uvloop)
@@ -150,6 +165,16 @@ def _shard(text: str) -> Shard:
         return Shard.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be longer than 0s")
+    return seconds
 
 
 def _positive_int(text: str) -> int:

@@ -147,7 +147,9 @@ class ProbeResult:
     dane: DaneVerdict | None = None
     # None unless the target has a client certificate and a handshake was attempted.
     client_certificate: ClientCertificateOutcome | None = None
-    transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
+    # Never in the state file (scheduled probes keep none anyway): it is the one
+    # place client commands appear, AUTH exchanges among them.
+    transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False, metadata={"kept": False})
 
     @property
     def success(self) -> bool:

@@ -21,11 +21,13 @@ from exporter.mta_sts.enforcement import with_sts_failures
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
 from exporter.runtime.domains import DnsWatcher, DomainLookup
+from exporter.runtime.kept import DNS_LOOKUPS, PROBE_RESULTS, TEST_MESSAGES, TLS_SCANS, EntryLookup
 from exporter.runtime.mta_sts import MtaStsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
 from exporter.scan.result import ScanResult
 from exporter.scan.runner import ScanScheduler
+from exporter.state.store import Current, StateStore
 from exporter.tls.context import TlsClients
 from exporter.web.access import WebAccess
 from exporter.web.app import create_app
@@ -50,10 +52,19 @@ def load_runtime(path: Path) -> tuple[Config, TlsClients]:
 
 
 class Daemon:
-    def __init__(self, config_path: Path, *, max_concurrency: int, shard: Shard | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        max_concurrency: int,
+        shard: Shard | None = None,
+        state: StateStore | None = None,
+    ) -> None:
         self.config_path = config_path
         self._shard = shard
         self.store = ResultStore()
+        # The state file (--storage.path); without one, nothing is kept across restarts.
+        self._state = state if state is not None else StateStore(None)
         self._renderer = MetricsRenderer()
         self._max_concurrency = max_concurrency
         self._scheduler: Scheduler | None = None
@@ -79,16 +90,24 @@ class Daemon:
         self._last_reload_success_timestamp = time.time()
         self.store.set_targets(self._scheduled_targets())
         self._renderer.set_targets(self.store.records())
+        self._state.load()
 
     def start(self) -> None:
         if self._config is None:
             raise RuntimeError("Daemon.start() needs a loaded config: call load() first")
         self._scheduler = Scheduler(self._probe, self._record, max_concurrency=self._max_concurrency)
-        self._scheduler.set_targets(self._scheduled_targets())
-        # Scans wait for slots of their own: they never take one a probe needs.
-        self._scan_scheduler = ScanScheduler(self._record_scan)
-        self._scan_scheduler.set_targets(self._scheduled_targets())
+        # DNS first: kept lookups give the pairs whose kept results are restored next.
         self._follow_dns()
+        targets = self._scheduled_targets()
+        self.store.set_targets(targets)
+        self._restore_results(targets)
+        self._renderer.set_targets(self.store.records())
+        self._scheduler.set_targets(targets)
+        # Scans wait for slots of their own: they never take one a probe needs. Each
+        # target's first scan is due an interval after its kept one, not at start.
+        self._scan_scheduler = ScanScheduler(self._record_scan)
+        self._scan_scheduler.set_targets(targets, last_scans=self.store.scan_times())
+        self._keep_state()
         shard = f"{self._shard.index}/{self._shard.count}" if self._shard else "all"
         log.info(
             "probing targets on schedule",
@@ -96,6 +115,9 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        # Written while the checks still hold their results: closing them forgets
+        # the entries they followed, and cancels probes rather than finishing them.
+        await self._state.close()
         if self._scan_scheduler is not None:
             await self._scan_scheduler.close()
         if self._mta_sts is not None:
@@ -104,6 +126,37 @@ class Daemon:
             await self._watcher.close()
         if self._scheduler is not None:
             await self._scheduler.close()
+
+    def _restore_results(self, targets: tuple[ScheduledTarget, ...]) -> None:
+        """Kept probe results and test messages, for targets whose probe is configured as before."""
+        specs = {target.name: target.spec for target in targets}
+        self.store.restore(
+            self._state.restored(PROBE_RESULTS, specs),
+            self._state.restored(TEST_MESSAGES, specs),
+            self._state.restored(TLS_SCANS, specs),
+        )
+
+    def _keep_state(self) -> None:
+        """Register what the state file holds; each snapshot only takes references, on the loop."""
+        records = self.store.records
+        self._state.register(
+            PROBE_RESULTS,
+            lambda: {r.config.name: Current(r.config.spec, r.result) for r in records() if r.result is not None},
+        )
+        self._state.register(
+            TEST_MESSAGES,
+            lambda: {r.config.name: Current(r.config.spec, r.last_send) for r in records() if r.last_send is not None},
+        )
+        self._state.register(
+            TLS_SCANS, lambda: {r.config.name: Current(r.config.spec, r.scan) for r in records() if r.scan is not None}
+        )
+        self._state.register(DNS_LOOKUPS, self._kept_lookups)
+        self._state.start()
+
+    def _kept_lookups(self) -> dict[str, Current[EntryLookup]]:
+        watcher = self._watcher
+        kept = watcher.kept_lookups() if watcher is not None else {}
+        return {name: Current(entry, lookup) for name, (entry, lookup) in kept.items()}
 
     def _follow_dns(self) -> None:
         """Hand the DNS entries of the config to the watcher; pairs follow from its lookups."""
@@ -116,7 +169,8 @@ class Daemon:
         if resolver is None:
             return  # no nameserver anywhere: logged, and the rest of the exporter goes on
         if self._watcher is None:
-            self._watcher = DnsWatcher(self._dns_changed, resolver)
+            restored = self._state.restored(DNS_LOOKUPS, {entry.name: entry for entry in entries})
+            self._watcher = DnsWatcher(self._dns_changed, resolver, restored)
             self._mta_sts = MtaStsWatcher(self._mta_sts_changed, resolver)
         changed = resolver is not self._watched_resolver
         self._watched_resolver = resolver
@@ -137,6 +191,7 @@ class Daemon:
         if self._scan_scheduler is not None:
             # Cancels the scans of changed and removed targets (and pairs), mid-scan too.
             self._scan_scheduler.set_targets(targets)
+        self._state.changed()
 
     def _mta_sts_changed(self) -> None:
         """An MTA-STS check finished: the domains' series change, the pairs keep their schedule."""
@@ -179,6 +234,8 @@ class Daemon:
             # Cancels the scans of changed and removed targets, mid-scan too.
             self._scan_scheduler.set_targets(self._scheduled_targets())
         self._follow_dns()
+        # Results of removed or changed targets are gone from the store: the file follows.
+        self._state.changed()
         log.info("config reloaded", extra={"targets": len(self.store)})
         return None
 
@@ -252,6 +309,7 @@ class Daemon:
         record = self.store.get(target.name)
         if record is not None and record.result is result:
             self._renderer.refresh(record)
+            self._state.changed()
         reasons = sorted({failure.reason.value for failure in result.failures})
         log.debug(
             "probe finished",
@@ -274,6 +332,7 @@ class Daemon:
         record = self.store.record_scan(target, result)
         if record is not None:
             self._renderer.refresh(record)
+            self._state.changed()
         fields = {"target": target.name, "success": result.success, "hellos": result.hellos}
         if result.success:
             accepted = ",".join(version.value for version in result.accepted_versions)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from exporter.config.model import DomainEntry, HostAddressesEntry, ScheduledTarget, probe_spec
 from exporter.dns.mail_domain import DomainExpansion, MxHost, expand_domain, lookup_host
 from exporter.dns.resolver import DnsResolver
 from exporter.mta_sts.result import MtaStsResult
+from exporter.runtime.kept import EntryLookup
 from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -101,14 +103,23 @@ class DomainLookup:
 
 
 class DnsWatcher:
-    """One lookup loop per entry; calls ``on_change`` after every lookup."""
+    """One lookup loop per entry; calls ``on_change`` after every lookup.
 
-    def __init__(self, on_change: ChangeCallback, resolver: DnsResolver) -> None:
+    ``restored`` holds lookups kept from before a restart, for entries whose
+    configuration is unchanged: their pairs exist at once, and their next
+    lookup is due ``dns_interval`` after the kept one, not at start.
+    """
+
+    def __init__(
+        self, on_change: ChangeCallback, resolver: DnsResolver, restored: Mapping[str, EntryLookup] | None = None
+    ) -> None:
         self._on_change = on_change
         self._resolver = resolver
         self._tasks: dict[str, tuple[Entry, asyncio.Task[None]]] = {}
         self._pairs: dict[str, tuple[ScheduledTarget, ...]] = {}
         self._lookups: dict[str, DomainLookup] = {}
+        self._looked_up: dict[str, EntryLookup] = {}
+        self._restored = dict(restored or {})
 
     def set_entries(self, entries: Sequence[Entry], resolver: DnsResolver, *, resolver_changed: bool) -> None:
         """Keep the loops of unchanged entries; restart changed ones (all when the resolver changed)."""
@@ -121,9 +132,27 @@ class DnsWatcher:
                 # A changed entry's old pairs described another configuration.
                 self._pairs.pop(name, None)
                 self._lookups.pop(name, None)
+                self._looked_up.pop(name, None)
         for name, entry in wanted.items():
             if name not in self._tasks:
-                self._tasks[name] = (entry, asyncio.create_task(self._follow(entry), name=f"dns {name}"))
+                # Only the first set_entries finds kept lookups: later ones start from a fresh lookup.
+                kept = self._restored.pop(name, None)
+                delay = self._adopt(entry, kept) if kept is not None else 0.0
+                self._tasks[name] = (entry, asyncio.create_task(self._follow(entry, delay), name=f"dns {name}"))
+        self._restored.clear()
+
+    def _adopt(self, entry: Entry, kept: EntryLookup) -> float:
+        """Use a kept lookup as if it had just run; return the seconds until the next one is due."""
+        if isinstance(entry, DomainEntry) and kept.expansion is not None:
+            self._pairs[entry.name] = domain_pairs(entry, kept.expansion)
+            self._lookups[entry.name] = DomainLookup(entry, kept.expansion)
+        elif isinstance(entry, HostAddressesEntry) and kept.host is not None:
+            self._pairs[entry.name] = host_pairs(entry, kept.host)
+        else:
+            return 0.0
+        self._looked_up[entry.name] = kept
+        # Clamped: a clock that jumped must not postpone the lookup beyond one interval.
+        return min(max(kept.looked_up_at + entry.dns_interval - time.time(), 0.0), entry.dns_interval)
 
     def pairs(self) -> list[ScheduledTarget]:
         return [pair for name in self._tasks for pair in self._pairs.get(name, ())]
@@ -131,12 +160,20 @@ class DnsWatcher:
     def lookups(self) -> list[DomainLookup]:
         return [self._lookups[name] for name in self._tasks if name in self._lookups]
 
+    def kept_lookups(self) -> dict[str, tuple[Entry, EntryLookup]]:
+        """Each followed entry's last lookup, with the entry it was made for (for the state file)."""
+        return {
+            name: (entry, self._looked_up[name]) for name, (entry, _) in self._tasks.items() if name in self._looked_up
+        }
+
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
         await cancel_all(tasks)
 
-    async def _follow(self, entry: Entry) -> None:
+    async def _follow(self, entry: Entry, first_delay: float = 0.0) -> None:
+        if first_delay > 0:
+            await asyncio.sleep(first_delay)
         while True:
             try:
                 await self._look_up(entry)
@@ -156,14 +193,17 @@ class DnsWatcher:
             )
             pairs = domain_pairs(entry, expansion)
             lookup = DomainLookup(entry, expansion)
+            looked_up = EntryLookup(expansion.timestamp_seconds, expansion=expansion)
             _log_lookup(entry, expansion, len(pairs))
         else:
             host = await lookup_host(resolver, entry.target.spec.host, entry.options.address_family)
             pairs = host_pairs(entry, host)
+            looked_up = EntryLookup(time.time(), host=host)
         current = self._tasks.get(entry.name)
         if current is None or current[0] is not entry:
             return  # replaced by a reload while the lookup ran
         self._pairs[entry.name] = pairs
+        self._looked_up[entry.name] = looked_up
         if lookup is not None:
             self._lookups[entry.name] = lookup
 

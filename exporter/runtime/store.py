@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter.config.model import ScheduledTarget
@@ -62,6 +62,30 @@ class ResultStore:
         if result.send is not None:
             record.last_send = result.send
         return previous
+
+    def restore(
+        self,
+        results: Mapping[str, ProbeResult],
+        sends: Mapping[str, SendOutcome],
+        scans: Mapping[str, ScanResult],
+    ) -> None:
+        """Adopt results kept from before a restart, for targets that are still configured.
+
+        The caller has checked that each was produced under the target's present
+        configuration. Counters are not kept: they start from zero after a
+        restart, as Prometheus expects of a counter.
+        """
+        for name, record in self._records.items():
+            if record.result is None and name in results:
+                record.result = results[name]
+            if record.last_send is None and name in sends:
+                record.last_send = sends[name]
+            if record.scan is None and name in scans:
+                record.scan = scans[name]
+
+    def scan_times(self) -> dict[str, float]:
+        """When each target was last scanned (Unix time): its next scan is due an interval later."""
+        return {name: record.scan.timestamp for name, record in self._records.items() if record.scan is not None}
 
     def record_scan(self, target: ScheduledTarget, result: ScanResult) -> TargetRecord | None:
         """Store a scan unless ``target`` was removed or changed meanwhile; the record it went to."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from exporter.config.model import DEFAULT_TLS_SCAN_INTERVAL, ScheduledTarget
 from exporter.runtime.scheduler import FIRST_PROBES_PER_SECOND, first_delay, grid_offset, next_due
@@ -46,12 +47,14 @@ class ScanScheduler:
         self._tasks: dict[str, tuple[ScheduledTarget, asyncio.Task[None]]] = {}
         self.in_flight = 0
 
-    def set_targets(self, targets: Sequence[ScheduledTarget]) -> None:
+    def set_targets(self, targets: Sequence[ScheduledTarget], last_scans: Mapping[str, float] | None = None) -> None:
         """Keep unchanged targets' loops, cancel the others', start new ones.
 
         Targets without ``tls_scan_interval`` (``tls_scan: off``, ``tls: none``) are not scanned;
-        nor are pairs DNS found no address for.
+        nor are pairs DNS found no address for. ``last_scans`` (Unix times, kept across a
+        restart) puts a new target's first scan an interval after its last one, not at start.
         """
+        last_scans = last_scans or {}
         wanted = {
             target.name: target
             for target in targets
@@ -70,6 +73,9 @@ class ScanScheduler:
             # "scan:" keeps the scan's phase apart from the probe's on the same target.
             offset = grid_offset(f"scan:{target.name}", interval)
             delay = first_delay(offset, interval, now=now, window=window)
+            if target.name in last_scans:
+                # Clamped: a clock that jumped must not postpone the scan beyond one interval.
+                delay = min(max(last_scans[target.name] + interval - time.time(), 0.0), interval)
             task = asyncio.create_task(self._run_target(target, interval, offset, delay), name=f"scan {target.name}")
             self._tasks[target.name] = (target, task)
 

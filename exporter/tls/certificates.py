@@ -12,7 +12,7 @@ import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -31,6 +31,10 @@ _UNDECODABLE = "(undecodable name)"
 
 @dataclass(frozen=True)
 class CertificateFacts:
+    # Thousands of results hold the same few certificates (session.py caches the
+    # facts): the state file's codec encodes each once and restores them shared.
+    kept_shared: ClassVar[bool] = True
+
     subject: str
     issuer: str
     # Upper-case hex, as certificate viewers and the seed print it.
@@ -54,7 +58,9 @@ class CertificateFacts:
     signature_hash: str | None = "unknown"
     # Set when cryptography could not parse the certificate (OpenSSL could).
     parse_error: str | None = None
-    der: bytes = field(default=b"", repr=False)
+    # Not kept in the state file: only probes (DANE, ``check``) read it, and they have a fresh chain;
+    # a restored result feeds the metrics, which need the facts above.
+    der: bytes = field(default=b"", repr=False, metadata={"kept": False})
 
     @property
     def self_signed(self) -> bool:

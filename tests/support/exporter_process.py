@@ -59,19 +59,32 @@ class ExporterProcess:
         *,
         extra_args: Sequence[str] = (),
         command_prefix: Sequence[str] = (),
+        cwd: Path | None = None,
+        state_beside_log: bool = True,
     ) -> None:
         self.config_file = config_file
         self.log_file = log_file
+        # Each exporter keeps its state beside its log (never in the shared working
+        # directory), written often so that every test exercises the writer.
+        self.state_file = log_file.with_name(f"{log_file.stem}.state.json")
+        if "--storage.path" in extra_args:
+            self.state_file = Path(extra_args[list(extra_args).index("--storage.path") + 1])
+        storage: list[str] = []
+        if state_beside_log and "--storage.path" not in extra_args:
+            storage += ["--storage.path", str(self.state_file)]
+        if "--storage.write-interval" not in extra_args:
+            storage += ["--storage.write-interval", "1s"]
         command = [
             *command_prefix,
             sys.executable, "-m", "exporter",
             "--config.file", str(config_file),
             "--web.listen-address", "127.0.0.1:0",
             "--log.level", "debug",
+            *storage,
             *extra_args,
         ]  # fmt: skip
         self._log = log_file.open("wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd)
         self.base_url = self._wait_for_listening()
 
     def _wait_for_listening(self, timeout: float = 20) -> str:
@@ -85,6 +98,22 @@ class ExporterProcess:
                 raise AssertionError(f"exporter exited with {self.process.returncode}:\n{self.log_text()}")
             time.sleep(0.05)
         raise AssertionError(f"exporter did not start listening:\n{self.log_text()}")
+
+    def state_text(self) -> str:
+        """The state file as it is now; "" when none was written."""
+        try:
+            return self.state_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_state_file(self, condition: Callable[[str], bool] = bool, timeout: float = 30) -> str:
+        """The state file's text once ``condition`` holds for it (by default: once it exists)."""
+        deadline = time.monotonic() + timeout
+        while not condition(text := self.state_text()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"state file condition not met within {timeout}s:\n{text[:2000]}")
+            time.sleep(0.1)
+        return text
 
     def log_text(self) -> str:
         return self.log_file.read_text(encoding="utf-8", errors="replace")

@@ -1,0 +1,1 @@
+"""The state file: results kept across restarts."""
