@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,19 @@ def policy(mode: str, *mx: str) -> PolicyResponse:
     return PolicyResponse(body=body.encode())
 
 
+@dataclass
+class Run:
+    exporter: ExporterProcess
+    scrape: Scrape
+
+
 @pytest.fixture(scope="module")
-def scrape(
-    pki: Pki, servers: ScenarioServers, cert_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scrape]:
+def scrape(run: Run) -> Scrape:
+    return run.scrape
+
+
+@pytest.fixture(scope="module")
+def run(pki: Pki, servers: ScenarioServers, cert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     require(unavailable_reason(), "the MTA-STS exporter test with real nsd and unbound")
     require(https_port_unavailable_reason(), "the MTA-STS exporter test's HTTPS policy server")
     base = tmp_path_factory.mktemp("mta-sts-run")
@@ -105,7 +115,7 @@ def scrape(
             probed = all(scrape.find("smtp_probe_success", target=name, mx=f"{mx}.{name}.{ZONE}") for name, mx in pairs)
             return checked and probed and bool(strict_mx2)
 
-        yield exporter.wait_for(ready, timeout=60)
+        yield Run(exporter, exporter.wait_for(ready, timeout=60))
     finally:
         if exporter is not None:
             exporter.stop()
@@ -174,3 +184,15 @@ def test_no_record_and_mta_sts_off(scrape: Scrape) -> None:
     assert scrape.value("smtp_tlsrpt_rua_count", target="plain") == 0
     off = {name for name in scrape.series_of("disabled") if name.startswith(("smtp_mta_sts_", "smtp_tlsrpt_"))}
     assert off == set()
+
+
+def test_a_restart_keeps_the_checks_with_their_timestamps(run: Run, tmp_path: Path) -> None:
+    # The hourly check is not repeated at start: the kept one is shown, fetched when it was.
+    fetched = run.scrape.value("smtp_mta_sts_policy_fetch_timestamp_seconds", target="strict")
+    assert fetched is not None
+    run.exporter.stop()  # SIGTERM: the state file is written at shutdown
+    state = ["--storage.path", str(run.exporter.state_file)]
+    with ExporterProcess(run.exporter.config_file, tmp_path / "again.log", extra_args=state) as again:
+        scrape = again.wait_for(lambda scrape: bool(scrape.find("smtp_mta_sts_policy_info", target="strict")))
+        assert scrape.value("smtp_mta_sts_policy_fetch_timestamp_seconds", target="strict") == fetched
+        assert scrape.find("smtp_mta_sts_policy_info", target="strict")[0][0]["mode"] == "enforce"

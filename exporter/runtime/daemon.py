@@ -18,10 +18,11 @@ from exporter.config.model import Config, DomainEntry, HostAddressesEntry, Sched
 from exporter.dns.resolver import DnsResolver, DnsSettings, resolver_or_none
 from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer
 from exporter.mta_sts.enforcement import with_sts_failures
+from exporter.mta_sts.result import MtaStsResult
 from exporter.probe.result import ProbeResult, unresolved_result
 from exporter.probe.run import run_probe
 from exporter.runtime.domains import DnsWatcher, DomainLookup
-from exporter.runtime.kept import DNS_LOOKUPS, PROBE_RESULTS, TEST_MESSAGES, TLS_SCANS, EntryLookup
+from exporter.runtime.kept import DNS_LOOKUPS, MTA_STS_CHECKS, PROBE_RESULTS, TEST_MESSAGES, TLS_SCANS, EntryLookup
 from exporter.runtime.mta_sts import MtaStsWatcher
 from exporter.runtime.scheduler import LagHistogram, Scheduler, Shard
 from exporter.runtime.store import ResultStore
@@ -151,7 +152,12 @@ class Daemon:
             TLS_SCANS, lambda: {r.config.name: Current(r.config.spec, r.scan) for r in records() if r.scan is not None}
         )
         self._state.register(DNS_LOOKUPS, self._kept_lookups)
+        self._state.register(MTA_STS_CHECKS, self._kept_mta_sts_checks)
         self._state.start()
+
+    def _kept_mta_sts_checks(self) -> dict[str, Current[MtaStsResult]]:
+        kept = self._mta_sts.kept() if self._mta_sts is not None else {}
+        return {name: Current(entry, result) for name, (entry, result) in kept.items()}
 
     def _kept_lookups(self) -> dict[str, Current[EntryLookup]]:
         watcher = self._watcher
@@ -171,7 +177,8 @@ class Daemon:
         if self._watcher is None:
             restored = self._state.restored(DNS_LOOKUPS, {entry.name: entry for entry in entries})
             self._watcher = DnsWatcher(self._dns_changed, resolver, restored)
-            self._mta_sts = MtaStsWatcher(self._mta_sts_changed, resolver)
+            kept_checks = self._state.restored(MTA_STS_CHECKS, {entry.name: entry for entry in self._domains()})
+            self._mta_sts = MtaStsWatcher(self._mta_sts_changed, resolver, kept_checks)
         changed = resolver is not self._watched_resolver
         self._watched_resolver = resolver
         self._watcher.set_entries(entries, resolver, resolver_changed=changed)
@@ -196,6 +203,7 @@ class Daemon:
     def _mta_sts_changed(self) -> None:
         """An MTA-STS check finished: the domains' series change, the pairs keep their schedule."""
         self._renderer.set_domains(self._domain_states())
+        self._state.changed()
 
     def _domain_states(self) -> list[DomainLookup]:
         """Each domain's last lookup with its last MTA-STS check, if it has one."""

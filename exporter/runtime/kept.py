@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from exporter.dns.mail_domain import DomainExpansion, MxHost
+from exporter.mta_sts.result import MtaStsResult
 from exporter.probe.result import AuthOutcome, Phase, ProbeResult, Reason, SendOutcome
 from exporter.scan.result import ScanResult
 from exporter.state.store import Section
@@ -74,3 +75,6 @@ TEST_MESSAGES = Section("test_messages", SendOutcome)
 TLS_SCANS = Section("tls_scans", ScanResult)
 # Keyed by entry name; config: the DomainEntry or HostAddressesEntry. Pairs are rebuilt from it.
 DNS_LOOKUPS = Section("dns_lookups", EntryLookup)
+# Keyed by domain entry name; config: the DomainEntry. The next check is due an interval after the kept one,
+# and the kept policy is what the entry's pairs are held to until then, as senders hold to their cached copy.
+MTA_STS_CHECKS = Section("mta_sts_checks", MtaStsResult)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter.config.model import DomainEntry, MtaStsSetting
 from exporter.dns.resolver import DnsResolver
@@ -25,13 +26,18 @@ log = logging.getLogger(__name__)
 class MtaStsWatcher:
     """One check loop per domain entry; calls ``on_change`` after every check."""
 
-    def __init__(self, on_change: Callable[[], None], resolver: DnsResolver) -> None:
+    def __init__(
+        self, on_change: Callable[[], None], resolver: DnsResolver, restored: Mapping[str, MtaStsResult] | None = None
+    ) -> None:
+        """``restored``: the last checks kept across a restart, by entry name (runtime/kept.py)."""
         self._on_change = on_change
         self._resolver = resolver
         self._tasks: dict[str, tuple[DomainEntry, asyncio.Task[None]]] = {}
-        self._results: dict[str, MtaStsResult] = {}
+        self._results: dict[str, MtaStsResult] = dict(restored or {})
         # By domain, not by entry: a reload that renames an entry keeps what senders have cached.
-        self._known: dict[str, KnownPolicy] = {}
+        self._known: dict[str, KnownPolicy] = {
+            result.domain: result.known_policy for result in self._results.values() if result.known_policy is not None
+        }
 
     def set_entries(self, entries: Sequence[DomainEntry], resolver: DnsResolver, *, resolver_changed: bool) -> None:
         """Keep the loops of unchanged entries; restart changed ones (all when the resolver changed)."""
@@ -61,8 +67,16 @@ class MtaStsWatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def kept(self) -> dict[str, tuple[DomainEntry, MtaStsResult]]:
+        """Each followed entry's last check, for the state file."""
+        return {name: (entry, self._results[name]) for name, (entry, _) in self._tasks.items() if name in self._results}
+
     async def _follow(self, entry: DomainEntry) -> None:
         context = policy_context(entry.mta_sts_ca_file)
+        kept = self._results.get(entry.name)
+        if kept is not None:
+            # A check kept across a restart: the next one is due an interval after it, not now.
+            await asyncio.sleep(max(0.0, kept.timestamp_seconds + entry.mta_sts_interval - time.time()))
         while True:
             try:
                 await self._check(entry, context)
