@@ -19,6 +19,7 @@ from exporter.dns.resolver import DnsResolver
 from exporter.mta_sts.discovery import discover_mta_sts
 from exporter.mta_sts.fetch import policy_context
 from exporter.mta_sts.result import KnownPolicy, MtaStsResult
+from exporter.runtime.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,7 @@ class MtaStsWatcher:
     async def close(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     def kept(self) -> dict[str, tuple[DomainEntry, MtaStsResult]]:
         """Each followed entry's last check, for the state file."""
