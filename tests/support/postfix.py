@@ -166,12 +166,12 @@ def start_mail_server(
     shutil.copy("/etc/postfix/master.cf", base / "postfix" / "master.cf")
     (base / "dovecot.conf").write_text(_DOVECOT_CONF.format(base=base, uid=MAIL_UID))
     config = ["-c", str(base / "postfix")]
-    _run("postconf", *config, "-MX", "smtp/inet")  # no port 25 on every interface
-    _run("postconf", *config, "-F", "*/*/chroot = n")
+    run_quietly("postconf", *config, "-MX", "smtp/inet")  # no port 25 on every interface
+    run_quietly("postconf", *config, "-F", "*/*/chroot = n")
     auth = "-o smtpd_sasl_auth_enable=yes"
     for port in (server.submission_port, *server.extra_submission_ports):
-        _run("postconf", *config, "-M", _service(port, f"{auth} -o smtpd_tls_security_level=encrypt"))
-    _run("postconf", *config, "-M", _service(server.smtps_port, f"{auth} -o smtpd_tls_wrappermode=yes"))
+        run_quietly("postconf", *config, "-M", _service(port, f"{auth} -o smtpd_tls_security_level=encrypt"))
+    run_quietly("postconf", *config, "-M", _service(server.smtps_port, f"{auth} -o smtpd_tls_wrappermode=yes"))
     if client_ca_pem is not None:
         (base / "client-ca.pem").write_bytes(client_ca_pem)
         # smtpd_tls_CAfile names the CAs in the CertificateRequest and is what
@@ -179,17 +179,17 @@ def start_mail_server(
         # only with TLS enforced (smtpd_tls_security_level = encrypt; with
         # "may" Postfix logs a warning and ignores it).
         ccert = f"-o smtpd_tls_CAfile={base}/client-ca.pem"
-        _run("postconf", *config, "-M", _service(server.ask_ccert_port, f"{ccert} -o smtpd_tls_ask_ccert=yes"))
+        run_quietly("postconf", *config, "-M", _service(server.ask_ccert_port, f"{ccert} -o smtpd_tls_ask_ccert=yes"))
         required = f"{ccert} -o smtpd_tls_security_level=encrypt -o smtpd_tls_req_ccert=yes"
-        _run("postconf", *config, "-M", _service(server.req_ccert_port, required))
-    _run("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
+        run_quietly("postconf", *config, "-M", _service(server.req_ccert_port, required))
+    run_quietly("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
     try:
-        _run("postfix", *config, "start")  # creates the queue, where Dovecot puts its socket
-        _run("dovecot", "-c", str(base / "dovecot.conf"))
+        run_quietly("postfix", *config, "start")  # creates the queue, where Dovecot puts its socket
+        run_quietly("dovecot", "-c", str(base / "dovecot.conf"))
         ports = (server.submission_port, server.smtps_port, *server.extra_submission_ports)
         for port in (*ports, server.ask_ccert_port, server.req_ccert_port):
             if port:
-                _wait_for_port(port)
+                wait_for_port(port)
     except BaseException:
         stop_mail_server(server)
         raise
@@ -211,7 +211,7 @@ def _service(port: int, options: str) -> str:
     return f"{name}/inet = {name} inet n - n - - smtpd {options}"
 
 
-def _run(*command: str) -> None:
+def run_quietly(*command: str) -> None:
     # Output goes to a file, not a pipe: a daemon that inherits the pipe
     # would keep it open and make us wait for its end forever.
     with tempfile.TemporaryFile() as output:
@@ -222,7 +222,7 @@ def _run(*command: str) -> None:
             raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}): {message}")
 
 
-def _wait_for_port(port: int, timeout: float = 20) -> None:
+def wait_for_port(port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

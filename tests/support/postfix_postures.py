@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import port_for_a_server
+from tests.support.postfix import run_quietly, wait_for_port
 
 _MAIN_CF = """\
 compatibility_level = 3.6
@@ -98,16 +97,16 @@ def start_posture_server(server_pem: bytes, postures: dict[str, str] | None = No
     (base / "postfix" / "main.cf").write_text(_MAIN_CF.format(base=base, maillog=maillog))
     shutil.copy("/etc/postfix/master.cf", base / "postfix" / "master.cf")
     config = ["-c", str(base / "postfix")]
-    _run("postconf", *config, "-MX", "smtp/inet")
-    _run("postconf", *config, "-F", "*/*/chroot = n")
+    run_quietly("postconf", *config, "-MX", "smtp/inet")
+    run_quietly("postconf", *config, "-F", "*/*/chroot = n")
     for name, port in server.ports.items():
         listen = f"127.0.0.1:{port}"
-        _run("postconf", *config, "-M", f"{listen}/inet = {listen} inet n - n - - smtpd {chosen[name]}".rstrip())
-    _run("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
+        run_quietly("postconf", *config, "-M", f"{listen}/inet = {listen} inet n - n - - smtpd {chosen[name]}".rstrip())
+    run_quietly("postconf", *config, "-M", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd")
     try:
-        _run("postfix", *config, "start")
+        run_quietly("postfix", *config, "start")
         for port in server.ports.values():
-            _wait_for_port(port)
+            wait_for_port(port)
     except BaseException:
         stop_posture_server(server)
         raise
@@ -123,25 +122,3 @@ def stop_posture_server(server: PostureServer) -> None:
     )
     shutil.rmtree(server.base, ignore_errors=True)
     server.maillog.unlink(missing_ok=True)
-
-
-def _run(*command: str) -> None:
-    # Output to a file, not a pipe: a daemon inheriting the pipe would keep it open.
-    with tempfile.TemporaryFile() as output:
-        completed = subprocess.run(command, stdout=output, stderr=output, check=False)
-        if completed.returncode != 0:
-            output.seek(0)
-            message = output.read().decode(errors="replace").strip()
-            raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}): {message}")
-
-
-def _wait_for_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
