@@ -162,20 +162,27 @@ class MetricsRenderer:
             else:
                 column.pop(name, None)
 
-    def render(self, status: ExporterStatus, now: float) -> list[str]:
-        """The exposition as a list of chunks, one or two per family, to be sent in order."""
-        chunks: list[str] = []
+    def render(self, status: ExporterStatus, now: float) -> list[Sequence[str]]:
+        """The exposition as chunks to be sent in order, about one per family.
+
+        A chunk is the strings that make it, taken now (so one scrape sees one
+        state), to be joined when it is sent: with 10,000 targets the joined
+        text is 25 MB, and only one family of it need exist at a time.
+        """
+        chunks: list[Sequence[str]] = []
         for family, column in zip(TARGET_FAMILIES, self._columns, strict=True):
-            text = _expiry_days(self._blocks.values(), now) if family.per_scrape else "".join(column.values())
-            if text:
-                chunks.append(family.header())
-                chunks.append(text)
+            if family.per_scrape:
+                text = _expiry_days(self._blocks.values(), now)
+                if text:
+                    chunks.append((family.header(), text))
+            elif column:
+                chunks.append((family.header(), *column.values()))
         for index, family in enumerate(DOMAIN_FAMILIES):
             text = "".join(columns[index] for _, columns in self._domains.values())
             if text:
-                chunks.append(family.header() + text)
-        chunks.append(render_exporter(status))
-        chunks.append(generate_latest(REGISTRY).decode("utf-8"))
+                chunks.append((family.header(), text))
+        chunks.append((render_exporter(status),))
+        chunks.append((generate_latest(REGISTRY).decode("utf-8"),))
         return chunks
 
     def _block(self, state: TargetState) -> _Block:
