@@ -111,3 +111,14 @@ def test_valid_ehlo_replies_round_trip(
     if size is not None:
         expected["SIZE"] = str(size)
     assert dict(ehlo.extensions) == expected
+
+
+def test_identical_short_replies_share_one_parse_and_long_ones_are_not_kept() -> None:
+    # 10,000 targets behind one provider's servers hold one set of capabilities,
+    # not 10,000; a hostile server's long replies are parsed afresh, never kept.
+    short = ("mx.shared.test", "PIPELINING", "SIZE 10240000", "STARTTLS")
+    assert parse_ehlo(SmtpReply(250, short)) is parse_ehlo(SmtpReply(250, (short[0], *short[1:])))
+    long = ("mx.hostile.test", *(f"X-EXTENSION-{index} {'p' * 60}" for index in range(40)))
+    first, second = parse_ehlo(SmtpReply(250, long)), parse_ehlo(SmtpReply(250, long))
+    assert first == second
+    assert first is not second

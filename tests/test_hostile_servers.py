@@ -202,6 +202,6 @@ def test_asyncio_tasks_are_exported_and_not_per_probe(hostile: Landscape) -> Non
     tasks = scrape.value("smtp_exporter_asyncio_tasks")
     assert targets is not None
     assert tasks is not None
-    # One probe loop per target, one scan loop per target with TLS (it sleeps
-    # between scans), plus the server's own: not one per probe run or per hello.
+    # One probe loop per target, a scan task only while a scan is due (timers
+    # wait between scans), plus the server's own: not one per probe run or per hello.
     assert targets <= tasks < 3 * targets

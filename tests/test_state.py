@@ -22,12 +22,12 @@ import pytest
 
 from exporter.config.model import AuthConfig, ProbeOptions, TlsMode, probe_spec
 from exporter.config.secret import Secret
-from exporter.probe.result import ProbeResult
+from exporter.probe.result import Failure, Phase, ProbeResult, Reason
 from exporter.probe.run import run_probe
 from exporter.scan.engine import scan
 from exporter.scan.result import ScanResult
 from exporter.state.codec import decode, encode, identity
-from exporter.state.store import FORMAT, SCHEMA_VERSION
+from exporter.state.store import FORMAT, SCHEMA_VERSION, Current, Section, StateStore
 from exporter.tls.context import TlsClients
 from tests.support.dns_servers import Zone, start_dns_servers, unavailable_reason
 from tests.support.environment import require
@@ -379,3 +379,40 @@ def test_no_password_reaches_the_state_file_even_when_the_server_echoes_it(
         assert secret not in text, "the state file contains the password (or a base64 form of it)"
     [entry] = json.loads(text)["sections"]["probe_results"].values()
     assert entry["value"]["auth"]["reply"] == "535 (server text not kept across restarts)"
+
+
+@pytest.mark.parametrize("entries", [0, 1, 255, 256, 257, 600])
+def test_a_section_written_in_chunks_reads_back_whole_and_follows_changes(tmp_path: Path, entries: int) -> None:
+    # The writer joins a few hundred entries at a time and keeps each entry's
+    # text compressed between writes: every count around a chunk's size must
+    # give one valid document, and a second write must carry the changed
+    # values, not the remembered text of the old ones.
+    section = Section("probe_results", ProbeResult)
+    path = tmp_path / "state.json"
+    values = {f"t{index}": _failed_result(started_at=float(index)) for index in range(entries)}
+    config = probe_spec("127.0.0.1", 25, ProbeOptions(TlsMode.STARTTLS, 5.0, "probe.test"))
+
+    async def write_twice() -> None:
+        store = StateStore(path, write_interval=3600)
+        store.register(section, lambda: {key: Current(config, value) for key, value in values.items()})
+        store.changed()
+        await store.close()
+        first = json.loads(path.read_text())["sections"]["probe_results"]
+        assert sorted(first) == sorted(values)
+        for key in list(values)[::2]:
+            values[key] = _failed_result(started_at=values[key].started_at + 1000)
+        store.changed()
+        await store.close()
+
+    asyncio.run(write_twice())
+    restarted = StateStore(path)
+    restarted.load()
+    restored = restarted.restored(section, dict.fromkeys(values, config))
+    assert {key: value.started_at for key, value in restored.items()} == {
+        key: value.started_at for key, value in values.items()
+    }
+
+
+def _failed_result(*, started_at: float) -> ProbeResult:
+    failure = Failure(Phase.CONNECT, Reason.CONNECTION_REFUSED, "refused")
+    return ProbeResult(started_at, started_at + 1, 1.0, ((Phase.CONNECT, 1.0),), (failure,))

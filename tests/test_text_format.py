@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.model import ProbeOptions, ScheduledTarget, TlsMode, probe_spec
 from exporter.metrics.families import TARGET_FAMILIES
-from exporter.metrics.render import render_target, target_labels
+from exporter.metrics.render import ExporterStatus, HistogramSnapshot, MetricsRenderer, render_target, target_labels
 from exporter.metrics.text_format import MAX_LABEL_VALUE_CHARS, escape_label_value, format_value, sample
 from exporter.probe.result import Failure, Phase, ProbeResult, Reason, SendOutcome
 from exporter.scan.hello import ProtocolVersion
@@ -151,6 +152,43 @@ def test_a_tls13_only_scan_has_no_renegotiation_or_ems_series() -> None:
         for rating, count in (("good", 1), ("sufficient", 0), ("phase_out", 0), ("insufficient", 0))
     )
     assert lines["smtp_tls_version_accepted"].count(" 0\n") == 4
+
+
+def _scrape(renderer: MetricsRenderer) -> str:
+    status = ExporterStatus("test", 1, True, 0.0, HistogramSnapshot(((math.inf, 0),), 0.0, 0), 0)
+    return "".join("".join(chunk) for chunk in renderer.render(status, 1_800_000_000.0))
+
+
+def _tls13_scan(timestamp: float, groups: tuple[str, ...]) -> ScanResult:
+    suite = AcceptedSuite("TLS_AES_256_GCM_SHA384", 0x1302, Rating.GOOD, True)
+    tls13 = VersionScan(ProtocolVersion.TLSV1_3, True, (suite,), groups, None, ("x25519", "x448"))
+    return ScanResult("mx.example.net", 587, "192.0.2.1", True, None, "", timestamp, 0.25, (tls13,))
+
+
+def test_a_scans_lines_stay_through_later_probes_and_follow_the_next_scan() -> None:
+    # The renderer keeps a scan's lines between probes: they must neither vanish
+    # nor go stale when the probe result or the scan changes.
+    state = _State(_target("mx1", ()), _failed_result())
+    state.scan = _tls13_scan(1_800_000_000.0, ("x25519",))
+    renderer = MetricsRenderer()
+    renderer.set_targets([state])
+    first = _scrape(renderer)
+    assert 'smtp_tls_group_accepted{target="mx1",group="x448"} 0\n' in first
+
+    state.result = dataclasses.replace(_failed_result(), finished_at=1_800_000_061.5)
+    state.probes_total = 2
+    renderer.refresh(state)
+    second = _scrape(renderer)
+    assert 'smtp_probe_timestamp_seconds{target="mx1"} 1800000061.5\n' in second
+    assert 'smtp_tls_group_accepted{target="mx1",group="x448"} 0\n' in second
+    assert second.count("smtp_tls_group_accepted{") == 2
+
+    state.scan = _tls13_scan(1_800_021_600.0, ("x25519", "x448"))
+    renderer.refresh(state)
+    third = _scrape(renderer)
+    assert 'smtp_tls_group_accepted{target="mx1",group="x448"} 1\n' in third
+    assert 'smtp_tls_scan_timestamp_seconds{target="mx1"} 1800021600.25\n' in third
+    assert third.count("smtp_tls_group_accepted{") == 2
 
 
 _label_text = st.text(st.characters(codec="utf-8"), max_size=60)

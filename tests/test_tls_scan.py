@@ -56,6 +56,22 @@ def scans(postures: PostureServer) -> dict[str, ScanResult]:
     return asyncio.run(scan_all())
 
 
+def test_alike_servers_share_their_version_findings(postures: PostureServer, scans: dict[str, ScanResult]) -> None:
+    # 10,000 scans held 74 MiB while each kept its own copies; equal findings are one object.
+    again = asyncio.run(scan(_spec(postures.ports["default"])))
+    first = scans["default"]
+    assert again.versions == first.versions
+    assert all(mine is theirs for mine, theirs in zip(again.versions, first.versions, strict=True))
+    # Across the postures: one object per distinct finding, and per accepted suite.
+    findings = [scanned for result in scans.values() for scanned in result.versions]
+    assert len({id(scanned) for scanned in findings}) == len(set(findings)) > len(ProtocolVersion)
+    legacy = scans["legacy"]
+    suites = {suite.code: suite for scanned in first.versions for suite in scanned.suites}
+    shared = [suite for scanned in legacy.versions for suite in scanned.suites if suite.code in suites]
+    assert shared
+    assert all(suite is suites[suite.code] for suite in shared)
+
+
 @pytest.mark.parametrize("posture", POSTURES)
 def test_versions_agree_with_openssl(posture: str, postures: PostureServer, scans: dict[str, ScanResult]) -> None:
     result = scans[posture]

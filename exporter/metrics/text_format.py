@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -28,11 +29,18 @@ def sample(name: str, labels: str, value: float, extra: Iterable[tuple[str, str]
 
 
 def escape_label_value(value: str) -> str:
+    # Nearly every value (phases, reasons, ciphers, host names) is short ASCII
+    # with nothing to escape: it is answered without re-encoding.
+    if value.isascii() and len(value) <= MAX_LABEL_VALUE_CHARS and not _NEEDS_ESCAPE.search(value):
+        return value
     if len(value) > MAX_LABEL_VALUE_CHARS:
         value = value[: MAX_LABEL_VALUE_CHARS - 1] + "…"
     # Lone surrogates (from undecodable certificate fields) are not UTF-8.
     value = value.encode("utf-8", "replace").decode("utf-8")
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+_NEEDS_ESCAPE = re.compile(r'[\\\n"]')
 
 
 def format_value(value: float) -> str:

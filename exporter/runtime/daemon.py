@@ -7,7 +7,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -260,7 +260,7 @@ class Daemon:
             self._config, self._tls_clients, query, scrape_timeout_header, resolver=self._resolver()
         )
 
-    def metrics_chunks(self) -> list[str]:
+    def metrics_chunks(self) -> list[Sequence[str]]:
         scheduler = self._scheduler
         status = ExporterStatus(
             version=__version__,
@@ -277,7 +277,7 @@ class Daemon:
         return self._renderer.render(status, time.time())
 
     def metrics_text(self) -> str:
-        return "".join(self.metrics_chunks())
+        return "".join("".join(chunk) for chunk in self.metrics_chunks())
 
     def landing_page(self) -> str:
         return landing_page(self.store.records(), version=__version__)

@@ -10,9 +10,11 @@ that limits connections per client would otherwise refuse the scan.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
+import weakref
 from collections.abc import Iterable
 
 from exporter.config.model import ProbeSpec, TlsMode
@@ -118,11 +120,11 @@ class _Scanner:
                 first_replies[version] = reply
         for version in VERSIONS:
             if version not in first_replies:
-                self.versions.append(VersionScan(version, accepted=False))
+                self.versions.append(_shared(VersionScan(version, accepted=False)))
                 continue
             suites = await self._accepted_suites(version, first_replies[version])
             groups, offered, dhe_bits = await self._accepted_groups(version, suites)
-            self.versions.append(VersionScan(version, True, tuple(suites), groups, dhe_bits, offered))
+            self.versions.append(_shared(VersionScan(version, True, tuple(suites), groups, dhe_bits, offered)))
         legacy = [
             scanned for scanned in self.versions if scanned.accepted and scanned.version is not ProtocolVersion.TLSV1_3
         ]
@@ -317,6 +319,16 @@ def _accepted_as(reply: ServerReply, version: ProtocolVersion) -> bool:
     return reply.kind in (ReplyKind.SERVER_HELLO, ReplyKind.HELLO_RETRY) and reply.version is version
 
 
+# Servers of one make and configuration answer a version alike; their scans hold one
+# VersionScan for as long as any result holds it.
+_versions_seen: weakref.WeakValueDictionary[VersionScan, VersionScan] = weakref.WeakValueDictionary()
+
+
+def _shared(scanned: VersionScan) -> VersionScan:
+    return _versions_seen.setdefault(scanned, scanned)
+
+
+@functools.cache  # a value per suite of a fixed table: shared by every result
 def _accepted(suite: CipherSuite) -> AcceptedSuite:
     return AcceptedSuite(suite.name, suite.code, cipher_rating(suite.name), suite.forward_secret)
 

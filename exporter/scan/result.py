@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import ClassVar
 
 from exporter.scan.hello import ProtocolVersion
 from exporter.tls.ratings import Rating
@@ -26,6 +27,11 @@ class ScanError(enum.StrEnum):
 
 @dataclass(frozen=True)
 class AcceptedSuite:
+    # One object per suite, shared by every scan that accepts it (the engine makes
+    # each once, a restore from the state file likewise): 10,000 scans of about 46
+    # suites each held 74 MiB as separate copies.
+    kept_shared: ClassVar[bool] = True
+
     name: str
     code: int
     rating: Rating
@@ -35,6 +41,9 @@ class AcceptedSuite:
 @dataclass(frozen=True)
 class VersionScan:
     """What the server accepts in one protocol version."""
+
+    # Equal values are one object (the engine shares them, a restore likewise).
+    kept_shared: ClassVar[bool] = True
 
     version: ProtocolVersion
     accepted: bool

@@ -27,7 +27,29 @@ class EhloCapabilities:
         return "STARTTLS" in self.extensions
 
 
+# A server answers EHLO the same way probe after probe, and many targets are
+# the same server (a provider's MX hosts for many domains): an identical reply
+# gets the identical frozen capabilities, parsed once and held once. Only
+# short replies are remembered, and only so many, as they come from the network.
+_REMEMBERED: dict[tuple[str, ...], EhloCapabilities] = {}
+_MAX_REMEMBERED = 1024
+_MAX_REMEMBERED_OCTETS = 2048
+
+
 def parse_ehlo(reply: SmtpReply) -> EhloCapabilities:
+    """Read the capabilities from a 250 EHLO reply (see _parse_ehlo)."""
+    remembered = _REMEMBERED.get(reply.lines)
+    if remembered is not None:
+        return remembered
+    capabilities = _parse_ehlo(reply)
+    if sum(len(line) for line in reply.lines) <= _MAX_REMEMBERED_OCTETS:
+        if len(_REMEMBERED) >= _MAX_REMEMBERED:
+            _REMEMBERED.clear()
+        _REMEMBERED[reply.lines] = capabilities
+    return capabilities
+
+
+def _parse_ehlo(reply: SmtpReply) -> EhloCapabilities:
     """Read the capabilities from a 250 EHLO reply.
 
     Every line after the first is an extension, the last one included: some
