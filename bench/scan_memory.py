@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import gc
 import tracemalloc
 from collections.abc import Callable
@@ -103,7 +104,7 @@ def measure(template: ScanResult, targets: int) -> list[tuple[str, float]]:
         ("before sharing (each scan its own suites)", _unshared),
     ):
         results = []  # the previous population is freed before the next is counted
-        mib, results = _held_mib(lambda findings=findings: _population(template, targets, findings))  # type: ignore[misc]
+        mib, results = _held_mib(functools.partial(_population, template, targets, findings))
         rows.append((f"{targets} scan results, {label}", mib))
     mib, columns = _held_mib(lambda: _sample_lines(results))
     lines = sum(text.count("\n") for text in columns[0])

@@ -201,7 +201,7 @@ class MetricsRenderer:
         labels = target_labels(state.config)
         scan_columns = None
         if state.scan is not None:
-            # A scan comes every few hours, a probe every minute: rendering its 50-odd
+            # A scan comes every few hours, a probe every minute: rendering its 40-odd
             # series again for each probe cost about 0.3 ms.
             if cached is not None and cached.scan is state.scan and cached.config is state.config:
                 scan_columns = cached.scan_columns
